@@ -1,0 +1,51 @@
+# keras_cxr: thin wrappers over `python -m keras_cxr`. `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PRESET ?= quick
+DATA   ?=
+OUT    ?= runs/$(PRESET)
+SEED   ?= 0
+DATA_ARG := $(if $(DATA),--data $(DATA),)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast train-gan data-summary bench-pipeline clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@echo "  variables: PRESET=$(PRESET) DATA=<folder|npz, default: bundled sample> OUT=$(OUT) SEED=$(SEED)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+install: $(PY)  ## create .venv and install keras_cxr with the dev extra
+	$(PY) -m pip install --quiet -e '.[dev]'
+
+demo: install  ## install, then run the pipeline on the bundled sample (a few minutes on 2 CPU cores)
+	$(PY) -m keras_cxr data summary $(DATA_ARG)
+	$(PY) -m keras_cxr data prepare $(DATA_ARG) --out $(OUT)/data
+	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.5 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT) --set gan.cdcgan_epochs=8
+	$(PY) -m keras_cxr generate --generator $(OUT)/models/cdcgan_a050/1 --n 16 --label 1 --seed $(SEED) --out $(OUT)/generated/cdcgan_a050
+
+test:  ## run the whole test suite (tiny preset, small data; a few minutes)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast:  ## tests without the slow end-to-end ones
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+data-summary:  ## counts, image modes and duplicates of DATA
+	$(PY) -m keras_cxr data summary $(DATA_ARG)
+
+train-gan:  ## train DCGAN and cDCGAN(alpha=0.25,0.5,0.75) with PRESET on DATA, export SavedModels to OUT/models
+	$(PY) -m keras_cxr data prepare $(DATA_ARG) --out $(OUT)/data --seed $(SEED)
+	$(PY) -m keras_cxr train-gan --model dcgan --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
+	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.25 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
+	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.5 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
+	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.75 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
+
+bench-pipeline:  ## input pipeline throughput on DATA (writes experiments/benchmarks/results/)
+	$(PY) experiments/benchmarks/pipeline_throughput.py $(DATA_ARG)
+
+clean:  ## remove runs/ (trained models and logs)
+	rm -rf runs

@@ -1,0 +1,3 @@
+from keras_cxr.cli import main
+
+raise SystemExit(main())

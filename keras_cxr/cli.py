@@ -1,0 +1,183 @@
+"""`python -m keras_cxr ...` (also `keras-cxr`): the one command-line entry.
+
+Heavy imports (TensorFlow) happen inside the commands that need them, so `data summary` starts
+fast. Every KerasCXRError becomes `error: <message>` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from keras_cxr.errors import KerasCXRError
+
+
+def _class_names(value: str) -> tuple:
+    names = tuple(n.strip() for n in value.split(","))
+    if len(names) != 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"expected two comma-separated names, e.g. NORMAL,PNEUMONIA; got {value!r}")
+    return names
+
+
+def _add_data_source(p: argparse.ArgumentParser, positional: bool) -> None:
+    if positional:
+        p.add_argument("path", nargs="?", help="dataset folder or .npz (default: the bundled sample)")
+    p.add_argument("--class-names", type=_class_names, default=("NORMAL", "PNEUMONIA"),
+                   help="class folder names in label order (default: NORMAL,PNEUMONIA)")
+    p.add_argument("--extra-normal", help="folder of extra class-0 images added to train (paper: NIH normals)")
+    p.add_argument("--skip-corrupt", action="store_true", help="skip and list unreadable files instead of failing")
+
+
+def cmd_data_summary(args) -> dict:
+    from keras_cxr.data import default_data_path, scan_dataset
+
+    path = default_data_path(args.path)
+    scan = scan_dataset(path, args.class_names, args.extra_normal, args.skip_corrupt)
+    names = scan.class_names
+    print(f"data: {path} ({scan.kind}; labels {names[0]}=0, {names[1]}=1)")
+    width = max(len(n) for n in names) + 2
+    print(f"{'split':<7}" + "".join(f"{n:>{width}}" for n in names) + f"{'total':>9}")
+    counts = scan.counts()
+    for split, c in counts.items():
+        print(f"{split:<7}" + "".join(f"{n:>{width},}" for n in c) + f"{sum(c):>9,}")
+    print("image sizes: " + ", ".join(f"{k} ({v:,})" for k, v in scan.sizes.most_common()))
+    print("image modes: " + ", ".join(f"{k} ({v:,})" for k, v in scan.modes.most_common()))
+    redundant = sum(len(g) - 1 for g in scan.duplicates)
+    print(f"duplicates: {len(scan.duplicates)} groups of pixel-identical images "
+          f"({sum(len(g) for g in scan.duplicates)} files, {redundant} redundant)")
+    for group in scan.duplicates:
+        print("  " + " = ".join(group))
+    for path_ignored in scan.ignored:
+        print(f"ignored (not a split folder): {path_ignored}")
+    for file, reason in scan.skipped:
+        print(f"skipped: {reason}")
+    return {"counts": counts, "duplicates": scan.duplicates, "skipped": scan.skipped}
+
+
+def cmd_data_prepare(args) -> dict:
+    from keras_cxr.data import build_manifest, default_data_path, scan_dataset, write_manifest
+    from keras_cxr.io_utils import write_json
+
+    path = default_data_path(args.path)
+    scan = scan_dataset(path, args.class_names, args.extra_normal, args.skip_corrupt)
+    records, info = build_manifest(
+        scan.records, scan.class_names, args.minority_class, args.minority_fraction,
+        args.val_per_class, args.seed,
+    )
+    out = Path(args.out)
+    summary = {
+        "data": str(path), "kind": scan.kind, "class_names": list(scan.class_names),
+        "extra_normal": args.extra_normal, **info,
+        "duplicate_groups": len(scan.duplicates),
+        "skipped": [{"file": f, "reason": r} for f, r in scan.skipped],
+    }
+    write_manifest(out / "manifest.csv", records, scan.class_names)
+    write_json(out / "summary.json", summary)
+    n0, n1 = scan.class_names
+    b = info["before_val_carve"]
+    print(f"imbalanced train before the validation carve: {b[n0]:,} {n0} / {b[n1]:,} {n1} "
+          f"(deleted {info['deleted'][args.minority_class]:,} {args.minority_class})")
+    for split in ("train", "val", "test"):
+        print(f"  {split:<5} {info[split][n0]:>6,} {n0} {info[split][n1]:>6,} {n1}")
+    if scan.skipped:
+        print(f"skipped {len(scan.skipped)} unreadable file(s): listed in {out / 'summary.json'}")
+    print(f"wrote {out / 'manifest.csv'} and {out / 'summary.json'}")
+    return summary
+
+
+def cmd_data_fetch(args) -> dict:
+    from keras_cxr.data.fetch import KERMANY_URL, fetch
+
+    root = fetch(args.url or KERMANY_URL, args.dest, args.sha256)
+    return {"root": str(root)}
+
+
+def cmd_train_gan(args) -> dict:
+    from keras_cxr.config import load_preset
+    from keras_cxr.gan.train import train_gan
+
+    overrides = list(args.set or [])
+    if args.seed is not None:
+        overrides.append(f"gan.seed={args.seed}")
+    config = load_preset(args.preset, overrides)
+    result = train_gan(
+        kind=args.model, config=config, out_dir=args.out, alpha=args.alpha,
+        data=args.data, manifest=args.manifest, verbose=0 if args.quiet else 1,
+    )
+    print(json.dumps({k: result[k] for k in ("run_dir", "export_dir", "epochs", "wall_s")}, indent=2))
+    return result
+
+
+def cmd_generate(args) -> dict:
+    from keras_cxr.gan.export import generate_to_folder
+
+    files = generate_to_folder(args.generator, args.n, args.label, args.seed, args.out)
+    print(f"wrote {len(files)} images to {args.out}")
+    return {"files": [str(f) for f in files]}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keras_cxr", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect, prepare or fetch a dataset")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("summary", help="counts per split and class, image sizes/modes, duplicates")
+    _add_data_source(p, positional=True)
+    p.set_defaults(func=cmd_data_summary)
+
+    p = data_sub.add_parser("prepare", help="write the imbalanced train / balanced val / test manifest")
+    _add_data_source(p, positional=True)
+    p.add_argument("--minority-class", default="PNEUMONIA", help="class whose images are deleted (default PNEUMONIA)")
+    p.add_argument("--minority-fraction", type=float, default=0.25, help="minority share of train, in (0, 0.5] (default 0.25)")
+    p.add_argument("--val-per-class", type=int, default=None,
+                   help="balanced validation images per class (default: 10%% of the minority count)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder for manifest.csv and summary.json")
+    p.set_defaults(func=cmd_data_prepare)
+
+    p = data_sub.add_parser("fetch", help="download and extract the official Kermany archive")
+    p.add_argument("dataset", choices=["kermany"])
+    p.add_argument("--dest", required=True)
+    p.add_argument("--url", help="archive URL (http(s):// or file://); default: Mendeley Data v2")
+    p.add_argument("--sha256", help="expected sha256 of the archive")
+    p.set_defaults(func=cmd_data_fetch)
+
+    p = sub.add_parser("train-gan", help="train a DCGAN or cDCGAN, resumably, and export its generator")
+    p.add_argument("--model", choices=["dcgan", "cdcgan"], required=True)
+    p.add_argument("--alpha", type=float, default=0.5, help="cDCGAN: probability that a fake label is 0 (default 0.5)")
+    p.add_argument("--preset", default="quick", help="paper, quick, tiny or a YAML path (default quick)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="dataset folder or .npz (default: the bundled sample)")
+    src.add_argument("--manifest", help="manifest.csv from `data prepare`")
+    p.add_argument("--out", required=True, help="output folder: <out>/<run>/ and <out>/models/<run>/1/")
+    p.add_argument("--seed", type=int, help="shorthand for --set gan.seed=S")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset value, e.g. gan.batch_size=64")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train_gan)
+
+    p = sub.add_parser("generate", help="write PNGs from an exported generator SavedModel")
+    p.add_argument("--generator", required=True, help="SavedModel folder (<models>/<name>/<version>)")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--label", type=int, default=1, help="class label to generate (default 1, pneumonia)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KerasCXRError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,235 @@
+"""Presets as data: frozen dataclasses filled from `experiments/presets/<name>.yaml`.
+
+The dataclass defaults are the paper's values (shared FIDELITY table in the README); a preset
+file overrides only what it changes, and `--set section.key=value` overrides a preset from the
+command line. Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from keras_cxr.errors import KerasCXRError
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments" / "presets"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How the imbalanced train/val/test manifest is built (paper section 3).
+
+    Args:
+        minority_class: str. Class made the minority by deleting its images. Defaults to
+            "PNEUMONIA" (paper: pneumonia is 25% of train).
+        minority_fraction: float. Share of the minority class in train, in (0, 0.5]. Defaults
+            to 0.25 (paper section 3).
+        val_per_class: int or None. Balanced validation images per class carved from train;
+            None means 10% of the minority count (at least 1). Defaults to None.
+        seed: int. Seed of the random deletion and the validation carve. Defaults to 0.
+    """
+
+    minority_class: str = "PNEUMONIA"
+    minority_fraction: float = 0.25
+    val_per_class: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """DCGAN / cDCGAN architecture and training (paper 4.4-4.5, FIDELITY.md).
+
+    Args:
+        latent_dim: int. Size of z. Defaults to 100 (Balde, Brownlee).
+        filters: int. Channels of every conv layer in G and D. Defaults to 128 (paper).
+        embedding_dim: int. Label embedding size of the conditional head. Defaults to 50.
+        discriminator: str. "paper" (5 x stride-2 conv) or "balde" (first conv stride 1,
+            Dropout(0.4) before the Dense). Defaults to "paper".
+        pixel_range: str. "0_1" (paper, Balde) or "-1_1" (Brownlee). Defaults to "0_1".
+        batch_size: int. Full batch: half real + half fake for D, all of it for G. Defaults
+            to 128.
+        learning_rate: float. Adam learning rate of both nets. Defaults to 2e-3 (paper text;
+            both reference codes use 2e-4).
+        beta_1, beta_2: float. Adam decay rates. Defaults to 0.5 and 0.999.
+        dcgan_epochs: int. DCGAN epochs on the minority images only. Defaults to 160.
+        cdcgan_epochs: int. cDCGAN epochs on all of train. Defaults to 48.
+        alphas: tuple of float. The cDCGAN alphas `make train-gan` trains. Defaults to
+            (0.25, 0.5, 0.75).
+        seed: int. Seed of weights init, real-batch draws, latents and fake labels.
+            Defaults to 0.
+        keep_checkpoints: int. How many per-epoch checkpoints to keep on disk. Defaults to 2.
+        sample_grid: int. Images per label in the per-epoch sample grid. Defaults to 16.
+        jit_compile: bool. XLA-compile the train step. Defaults to False.
+    """
+
+    latent_dim: int = 100
+    filters: int = 128
+    embedding_dim: int = 50
+    discriminator: str = "paper"
+    pixel_range: str = "0_1"
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    dcgan_epochs: int = 160
+    cdcgan_epochs: int = 48
+    alphas: tuple = (0.25, 0.5, 0.75)
+    seed: int = 0
+    keep_checkpoints: int = 2
+    sample_grid: int = 16
+    jit_compile: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """One preset: the image size every stage shares, plus one section per stage.
+
+    Args:
+        name: str. Preset name, recorded in every run directory.
+        image_size: int. Square image side for GANs and classifier. Defaults to 128 (paper).
+        data: DataConfig.
+        gan: GANConfig.
+    """
+
+    name: str = "paper"
+    image_size: int = 128
+    data: DataConfig = field(default_factory=DataConfig)
+    gan: GANConfig = field(default_factory=GANConfig)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["gan"]["alphas"] = list(self.gan.alphas)
+        return out
+
+
+_SECTIONS = {"data": DataConfig, "gan": GANConfig}
+
+
+def _coerce(cls, key: str, value, where: str):
+    hints = typing.get_type_hints(cls)
+    if key not in hints:
+        known = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise KerasCXRError(f"unknown key `{key}` in {where} (known: {known})")
+    hint = hints[key]
+    if hint is tuple:
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(float(v) for v in value)
+    if value is None:
+        if type(None) in typing.get_args(hint):
+            return None
+        raise KerasCXRError(f"`{key}` in {where} may not be null")
+    base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+    try:
+        if base is bool:
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if base is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return base(value)
+    except (TypeError, ValueError):
+        raise KerasCXRError(
+            f"`{key}` in {where} must be {base.__name__}. Received: {key}={value!r}"
+        ) from None
+
+
+def config_from_dict(raw: dict, where: str = "config") -> Config:
+    """Builds a Config from a nested dict, checking every key and type."""
+    if not isinstance(raw, dict):
+        raise KerasCXRError(f"{where} must be a mapping of keys to values")
+    top = {}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            cls = _SECTIONS[key]
+            if not isinstance(value, dict):
+                raise KerasCXRError(f"section `{key}` in {where} must be a mapping")
+            top[key] = cls(**{k: _coerce(cls, k, v, f"{where} [{key}]") for k, v in value.items()})
+        elif key in ("name", "image_size"):
+            top[key] = _coerce(Config, key, value, where)
+        else:
+            raise KerasCXRError(
+                f"unknown key `{key}` in {where} (known: name, image_size, data, gan)"
+            )
+    config = Config(**top)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Checks value ranges, naming the parameter and the value received."""
+    size = config.image_size
+    if size < 16 or size & (size - 1):
+        raise KerasCXRError(f"`image_size` must be a power of two >= 16. Received: image_size={size}")
+    f = config.data.minority_fraction
+    if not 0 < f <= 0.5:
+        raise KerasCXRError(
+            f"`minority_fraction` must be in (0, 0.5]. Received: minority_fraction={f}"
+        )
+    g = config.gan
+    if g.batch_size < 2 or g.batch_size % 2:
+        raise KerasCXRError(f"`batch_size` must be an even number >= 2. Received: batch_size={g.batch_size}")
+    if g.discriminator not in ("paper", "balde"):
+        raise KerasCXRError(
+            f"`discriminator` must be 'paper' or 'balde'. Received: discriminator={g.discriminator!r}"
+        )
+    if g.pixel_range not in ("0_1", "-1_1"):
+        raise KerasCXRError(
+            f"`pixel_range` must be '0_1' or '-1_1'. Received: pixel_range={g.pixel_range!r}"
+        )
+    for a in g.alphas:
+        if not 0 <= a <= 1:
+            raise KerasCXRError(f"`alpha` must be in [0, 1]. Received: alpha={a}")
+    for key in ("latent_dim", "filters", "embedding_dim", "dcgan_epochs", "cdcgan_epochs",
+                "keep_checkpoints", "sample_grid"):
+        if getattr(g, key) < 1:
+            raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(g, key)}")
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """Turns ["gan.batch_size=64", "image_size=32"] into a nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise KerasCXRError(f"--set expects key=value, e.g. gan.batch_size=64. Received: {item!r}")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) > 2 or not all(parts):
+            raise KerasCXRError(f"--set key must be `key` or `section.key`. Received: {key!r}")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for k, v in extra.items():
+        merged[k] = _merge(merged.get(k) or {}, v) if isinstance(v, dict) else v
+    return merged
+
+
+def load_preset(preset: str = "quick", overrides: list[str] | None = None) -> Config:
+    """Loads a preset by name (`experiments/presets/<name>.yaml`) or by path, then overrides.
+
+    Args:
+        preset: str. "paper", "quick", "tiny", or a path to a YAML file. Defaults to "quick".
+        overrides: list of str. `section.key=value` items applied last.
+    """
+    path = Path(preset)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+        raise KerasCXRError(f"unknown preset {preset!r}: no file {path} (known: {', '.join(names)})")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise KerasCXRError(f"preset file {path} is not valid YAML: {exc}") from None
+    raw = _merge(raw, parse_overrides(overrides))
+    return config_from_dict(raw, where=str(path))

@@ -1,0 +1,23 @@
+"""Data: read chest X-ray datasets, build the imbalanced manifest, feed tf.data.
+
+`datasets` and `imbalance` import no TensorFlow; `pipeline` does.
+"""
+
+from keras_cxr.data.datasets import Record, ScanResult, scan_dataset
+from keras_cxr.data.images import ImageError, read_grayscale
+from keras_cxr.data.imbalance import build_manifest
+from keras_cxr.data.manifest import read_manifest, write_manifest
+from keras_cxr.data.sample import SAMPLE_DIR, default_data_path
+
+__all__ = [
+    "ImageError",
+    "Record",
+    "SAMPLE_DIR",
+    "ScanResult",
+    "build_manifest",
+    "default_data_path",
+    "read_grayscale",
+    "read_manifest",
+    "scan_dataset",
+    "write_manifest",
+]

@@ -1,0 +1,109 @@
+"""The paper's imbalanced split (section 3): delete minority images at random, carve a balanced
+validation set from train, leave test untouched."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from keras_cxr.data.datasets import Record
+from keras_cxr.errors import KerasCXRError
+
+
+def default_val_per_class(n_minority: int) -> int:
+    """10% of the minority count, at least 1: the documented default of `val_per_class`."""
+    return max(1, round(0.1 * n_minority))
+
+
+def build_manifest(
+    records: list[Record],
+    class_names: tuple = ("NORMAL", "PNEUMONIA"),
+    minority_class: str = "PNEUMONIA",
+    minority_fraction: float = 0.25,
+    val_per_class: int | None = None,
+    seed: int = 0,
+) -> tuple[list[Record], dict]:
+    """Builds the imbalanced train / balanced val / untouched test manifest.
+
+    Images of `minority_class` are deleted from train (any official val/ split joins train
+    first: the paper carves validation from train) until they are `minority_fraction` of it,
+    rounding down; then `val_per_class` images per class move to a balanced `val` split.
+
+    Args:
+        records: list of Record. Every readable image (splits train, optional val, test).
+        class_names: tuple of str. Names in label order. Defaults to ("NORMAL", "PNEUMONIA").
+        minority_class: str. Class to delete images from. Defaults to "PNEUMONIA" (paper).
+        minority_fraction: float. Minority share of train after deletion, in (0, 0.5].
+            Defaults to 0.25 (paper section 3).
+        val_per_class: int or None. Defaults to 10% of the minority count (at least 1).
+        seed: int. Seed of deletion and carve. Defaults to 0.
+
+    Returns:
+        (records with split train/val/test, info dict with the counts at each stage).
+    """
+    if not 0 < minority_fraction <= 0.5:
+        raise KerasCXRError(
+            f"`minority_fraction` must be in (0, 0.5]. Received: minority_fraction={minority_fraction}"
+        )
+    if minority_class not in class_names:
+        raise KerasCXRError(
+            f"`minority_class` must be one of {list(class_names)}. Received: minority_class={minority_class!r}"
+        )
+    minority = class_names.index(minority_class)
+    majority = 1 - minority
+    records = sorted(records, key=lambda r: (r.split, r.label, r.file))
+    pool = [r for r in records if r.split in ("train", "val")]
+    test = [Record(r.file, r.label, "test") for r in records if r.split == "test"]
+    if not test:
+        raise KerasCXRError("the dataset has no test split: the paper evaluates on the untouched test set")
+    pool_min = [r for r in pool if r.label == minority]
+    pool_maj = [r for r in pool if r.label == majority]
+    n_min = math.floor(minority_fraction / (1 - minority_fraction) * len(pool_maj) + 1e-9)
+    if n_min > len(pool_min):
+        raise KerasCXRError(
+            f"`minority_fraction`={minority_fraction} needs {n_min} {minority_class} train images "
+            f"beside {len(pool_maj)} {class_names[majority]}, but only {len(pool_min)} exist; "
+            f"lower minority_fraction"
+        )
+    if n_min < 2:
+        raise KerasCXRError(
+            f"`minority_fraction`={minority_fraction} leaves {n_min} {minority_class} train images; "
+            f"at least 2 are needed (one for train, one for validation)"
+        )
+    rng = np.random.default_rng(seed)
+    keep = sorted(rng.choice(len(pool_min), size=n_min, replace=False).tolist())
+    kept_min = [pool_min[i] for i in keep]
+
+    v = default_val_per_class(n_min) if val_per_class is None else int(val_per_class)
+    if v < 1:
+        raise KerasCXRError(f"`val_per_class` must be >= 1. Received: val_per_class={v}")
+    for name, group in ((minority_class, kept_min), (class_names[majority], pool_maj)):
+        if v >= len(group):
+            raise KerasCXRError(
+                f"`val_per_class`={v} leaves no {name} image for training: only {len(group)} "
+                f"{name} images are in the imbalanced train set"
+            )
+    out = []
+    for group in (pool_maj, kept_min):
+        val_idx = set(rng.choice(len(group), size=v, replace=False).tolist())
+        out += [Record(r.file, r.label, "val" if i in val_idx else "train") for i, r in enumerate(group)]
+    out += test
+    out.sort(key=lambda r: ({"train": 0, "val": 1, "test": 2}[r.split], r.label, r.file))
+
+    def count(rs, split):
+        return {class_names[c]: sum(1 for r in rs if r.split == split and r.label == c) for c in (0, 1)}
+
+    info = {
+        "minority_class": minority_class,
+        "minority_fraction": minority_fraction,
+        "seed": seed,
+        "val_per_class": v,
+        "before_deletion": {class_names[majority]: len(pool_maj), minority_class: len(pool_min)},
+        "before_val_carve": {class_names[majority]: len(pool_maj), minority_class: n_min},
+        "deleted": {minority_class: len(pool_min) - n_min},
+        "train": count(out, "train"),
+        "val": count(out, "val"),
+        "test": count(out, "test"),
+    }
+    return out, info
