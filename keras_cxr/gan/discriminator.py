@@ -1,0 +1,75 @@
+"""DCGAN discriminator (paper 4.4; Balde's variant one switch away), optionally conditional."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from keras_cxr.errors import KerasCXRError
+
+
+def num_downsampling_blocks(image_size: int) -> int:
+    """5 at 128x128 (128->64->32->16->8->4); one fewer per halving of the image side."""
+    if image_size < 16 or image_size & (image_size - 1):
+        raise KerasCXRError(f"`image_size` must be a power of two >= 16. Received: image_size={image_size}")
+    return int(math.log2(image_size)) - 2
+
+
+def build_discriminator(
+    image_size: int = 128,
+    filters: int = 128,
+    conditional: bool = False,
+    variant: str = "paper",
+    num_classes: int = 2,
+    embedding_dim: int = 50,
+    dropout: float = 0.4,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds the DCGAN discriminator.
+
+    "paper" (paper 4.4 text): n x [Conv2D(F, 5, stride 2, same) -> LeakyReLU(0.2)] -> Flatten ->
+    Dense(1, sigmoid). "balde" (Balde's code [2]): the first conv has stride 1 and a
+    Dropout(`dropout`) sits before the Dense. Conditional (Brownlee [4], paper Figure 4):
+    label -> Embedding(num_classes, embedding_dim) -> Dense(H*W) -> Reshape(H, W, 1),
+    concatenated with the image as a second channel.
+
+    Args:
+        image_size: int. Input side, a power of two >= 16. Defaults to 128 (paper).
+        filters: int. Channels F of every conv. Defaults to 128.
+        conditional: bool. Add the `label` input and its image-plane head. Defaults to False.
+        variant: str. "paper" or "balde". Defaults to "paper".
+        num_classes: int. Defaults to 2.
+        embedding_dim: int. Defaults to 50.
+        dropout: float. Dropout rate of the "balde" variant. Defaults to 0.4.
+        name: str. Defaults to "discriminator" or "conditional_discriminator".
+
+    Returns:
+        keras.Model with inputs `image` [B, H, W, 1] (and `label` [B] int32), output [B, 1]
+        probability that the image is real.
+    """
+    if variant not in ("paper", "balde"):
+        raise KerasCXRError(f"`variant` must be 'paper' or 'balde'. Received: variant={variant!r}")
+    if filters < 1:
+        raise KerasCXRError(f"`filters` must be >= 1. Received: filters={filters}")
+    blocks = num_downsampling_blocks(image_size)
+    image = keras.Input(shape=(image_size, image_size, 1), name="image")
+    inputs = [image]
+    x = image
+    if conditional:
+        label = keras.Input(shape=(), dtype="int32", name="label")
+        inputs.append(label)
+        y = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(label)
+        y = keras.layers.Dense(image_size * image_size, name="label_dense")(y)
+        y = keras.layers.Reshape((image_size, image_size, 1), name="label_reshape")(y)
+        x = keras.layers.Concatenate(name="image_label_concat")([image, y])
+    for i in range(1, blocks + 1):
+        stride = 1 if (variant == "balde" and i == 1) else 2
+        x = keras.layers.Conv2D(filters, 5, strides=stride, padding="same", name=f"down{i}_conv")(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"down{i}_leaky_relu")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    if variant == "balde":
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    prob = keras.layers.Dense(1, activation="sigmoid", name="output_dense")(x)
+    name = name or ("conditional_discriminator" if conditional else "discriminator")
+    return keras.Model(inputs if conditional else image, prob, name=name)

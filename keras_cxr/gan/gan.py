@@ -1,0 +1,162 @@
+"""One keras.Model for DCGAN and cDCGAN, trained by the reference codes' three updates per step."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_cxr.errors import KerasCXRError
+
+# Stateless-seed "purposes": each random draw of a step gets its own stream.
+_FAKE_LATENT, _FAKE_LABEL, _G_LATENT, _G_LABEL = 1, 2, 3, 4
+
+
+def sample_labels(n, alpha: float, seed) -> tf.Tensor:
+    """int32 [n] labels with P(label = 0) = alpha (paper 4.5, "weighted cDCGAN")."""
+    return tf.cast(tf.random.stateless_uniform([n], seed) >= alpha, tf.int32)
+
+
+@keras.saving.register_keras_serializable(package="keras_cxr")
+class GAN(keras.Model):
+    """DCGAN (`conditional=False`) or cDCGAN with label weight `alpha` (paper 4.4-4.5).
+
+    Each `train_step` receives a half batch of real images (and labels) and does exactly the
+    reference codes' three updates: D on the real half batch (target 1), D on a half batch of
+    fakes (target 0), then G on a full batch of latents (target 1) through D, with only G's
+    weights updated. Explicit tapes and two optimizers replace the codes' `d.trainable = False`
+    + combined model, which Keras 3 does not honour reliably.
+
+    Randomness: latents and fake labels are stateless draws keyed on (seed, step, replica), so a
+    resumed run continues the same random stream and every replica of a MirroredStrategy draws
+    different latents (a SeedGenerator variable would give all replicas the same noise).
+
+    Args:
+        generator: keras.Model. From `build_generator`.
+        discriminator: keras.Model. From `build_discriminator`.
+        latent_dim: int. Defaults to 100.
+        conditional: bool. Feed labels to G and D. Defaults to False.
+        alpha: float. Probability that a generated label is 0 (healthy), in [0, 1]. Defaults to
+            0.5 (Brownlee's uniform labels).
+        seed: int. Seed of latents and fake labels. Defaults to 0.
+    """
+
+    def __init__(self, generator, discriminator, latent_dim=100, conditional=False, alpha=0.5, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise KerasCXRError(f"`alpha` must be in [0, 1]. Received: alpha={alpha}")
+        if latent_dim < 1:
+            raise KerasCXRError(f"`latent_dim` must be >= 1. Received: latent_dim={latent_dim}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim)
+        self.conditional = bool(conditional)
+        self.alpha = float(alpha)
+        self.seed = int(seed)
+        self.d_loss_real_tracker = keras.metrics.Mean(name="d_loss_real")
+        self.d_loss_fake_tracker = keras.metrics.Mean(name="d_loss_fake")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_acc_real_tracker = keras.metrics.Mean(name="d_acc_real")
+        self.d_acc_fake_tracker = keras.metrics.Mean(name="d_acc_fake")
+
+    def compile(self, d_optimizer, g_optimizer, loss_fn, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.loss_fn = loss_fn
+
+    @property
+    def metrics(self):
+        return [self.d_loss_real_tracker, self.d_loss_fake_tracker, self.g_loss_tracker,
+                self.d_acc_real_tracker, self.d_acc_fake_tracker]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "latent_dim": self.latent_dim, "conditional": self.conditional,
+            "alpha": self.alpha, "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    # -- the algorithm --------------------------------------------------------------------
+
+    def _step_seed(self, purpose: int) -> tf.Tensor:
+        ctx = tf.distribute.get_replica_context()
+        replica = ctx.replica_id_in_sync_group if ctx is not None else 0
+        seed = tf.constant([self.seed, 0], dtype=tf.int64)
+        for salt in (tf.cast(self.g_optimizer.iterations, tf.int64), tf.cast(replica, tf.int64), purpose):
+            seed = tf.random.experimental.stateless_fold_in(seed, salt)
+        return seed
+
+    def _generate(self, n, latent_purpose, label_purpose, training):
+        latent = tf.random.stateless_normal([n, self.latent_dim], self._step_seed(latent_purpose))
+        if not self.conditional:
+            return self.generator(latent, training=training), None
+        labels = sample_labels(n, self.alpha, self._step_seed(label_purpose))
+        return self.generator([latent, labels], training=training), labels
+
+    def _discriminate(self, images, labels, training=True):
+        return self.discriminator([images, labels] if self.conditional else images, training=training)
+
+    def _loss(self, target_value, probs):
+        # Per-replica mean, scaled so the all-reduced (summed) gradient is the global mean.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        targets = tf.fill(tf.shape(probs), float(target_value))
+        return self.loss_fn(targets, probs), 1.0 / replicas
+
+    def update_discriminator_real(self, real_images, real_labels):
+        """Update 1: D on a half batch of real images, target 1. Returns (loss, D(x))."""
+        with tf.GradientTape() as tape:
+            p_real = self._discriminate(real_images, real_labels)
+            loss, scale = self._loss(1.0, p_real)
+            scaled = loss * scale
+        grads = tape.gradient(scaled, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        return loss, p_real
+
+    def update_discriminator_fake(self, n):
+        """Update 2: D on n fakes (labels drawn with P(0) = alpha), target 0. Returns (loss, D(G(z)))."""
+        fakes, fake_labels = self._generate(n, _FAKE_LATENT, _FAKE_LABEL, training=False)
+        with tf.GradientTape() as tape:
+            p_fake = self._discriminate(fakes, fake_labels)
+            loss, scale = self._loss(0.0, p_fake)
+            scaled = loss * scale
+        grads = tape.gradient(scaled, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        return loss, p_fake
+
+    def update_generator(self, n):
+        """Update 3: G on n latents, target 1, through D; only G's weights move. Returns loss."""
+        with tf.GradientTape() as tape:
+            generated, gen_labels = self._generate(n, _G_LATENT, _G_LABEL, training=True)
+            p_gen = self._discriminate(generated, gen_labels)
+            loss, scale = self._loss(1.0, p_gen)
+            scaled = loss * scale
+        grads = tape.gradient(scaled, self.generator.trainable_weights)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+        return loss
+
+    def train_step(self, data):
+        real_images, real_labels = data
+        half = tf.shape(real_images)[0]
+        d_loss_real, p_real = self.update_discriminator_real(real_images, real_labels)
+        d_loss_fake, p_fake = self.update_discriminator_fake(half)
+        g_loss = self.update_generator(2 * half)
+
+        self.d_loss_real_tracker.update_state(d_loss_real)
+        self.d_loss_fake_tracker.update_state(d_loss_fake)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_acc_real_tracker.update_state(tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32)))
+        self.d_acc_fake_tracker.update_state(tf.reduce_mean(tf.cast(p_fake <= 0.5, tf.float32)))
+        return {m.name: m.result() for m in self.metrics}

@@ -1,0 +1,69 @@
+"""DCGAN generator (Balde [2], paper 4.4), optionally conditioned on a label (paper 4.5)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from keras_cxr.errors import KerasCXRError
+
+BASE_SIDE = 8  # Dense -> Reshape(8, 8, filters): the paper's first feature map
+
+
+def num_upsampling_blocks(image_size: int) -> int:
+    """4 at 128x128 (8->16->32->64->128); one fewer per halving of the image side."""
+    if image_size < 16 or image_size & (image_size - 1):
+        raise KerasCXRError(f"`image_size` must be a power of two >= 16. Received: image_size={image_size}")
+    return int(math.log2(image_size // BASE_SIDE))
+
+
+def build_generator(
+    image_size: int = 128,
+    latent_dim: int = 100,
+    filters: int = 128,
+    conditional: bool = False,
+    num_classes: int = 2,
+    embedding_dim: int = 50,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds the DCGAN generator: z -> Dense(8*8*F) -> LeakyReLU(0.2) -> Reshape(8, 8, F) ->
+    n x [Conv2DTranspose(F, 4, stride 2, same) -> LeakyReLU(0.2)] -> Conv2D(1, 5, same, tanh).
+
+    No BatchNorm (Balde's code). Conditional: label -> Embedding(num_classes, embedding_dim),
+    concatenated with z before the Dense (paper 4.5 text).
+
+    Args:
+        image_size: int. Output side, a power of two >= 16. Defaults to 128 (paper).
+        latent_dim: int. Size of z. Defaults to 100.
+        filters: int. Channels F of the Dense map and every transposed conv. Defaults to 128.
+        conditional: bool. Add the `label` input and embedding head. Defaults to False.
+        num_classes: int. Labels the embedding knows. Defaults to 2.
+        embedding_dim: int. Defaults to 50 (Brownlee [4], paper 4.5).
+        name: str. Defaults to "generator" or "conditional_generator".
+
+    Returns:
+        keras.Model with inputs `latent` [B, latent_dim] (and `label` [B] int32), output
+        [B, image_size, image_size, 1] in [-1, 1].
+    """
+    for key, value in (("latent_dim", latent_dim), ("filters", filters), ("embedding_dim", embedding_dim)):
+        if value < 1:
+            raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={value}")
+    blocks = num_upsampling_blocks(image_size)
+    latent = keras.Input(shape=(latent_dim,), name="latent")
+    inputs = [latent]
+    x = latent
+    if conditional:
+        label = keras.Input(shape=(), dtype="int32", name="label")
+        inputs.append(label)
+        embedded = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(label)
+        x = keras.layers.Concatenate(name="latent_label_concat")([latent, embedded])
+    x = keras.layers.Dense(BASE_SIDE * BASE_SIDE * filters, name="project_dense")(x)
+    x = keras.layers.LeakyReLU(negative_slope=0.2, name="project_leaky_relu")(x)
+    x = keras.layers.Reshape((BASE_SIDE, BASE_SIDE, filters), name="project_reshape")(x)
+    for i in range(1, blocks + 1):
+        x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name=f"up{i}_conv_transpose")(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"up{i}_leaky_relu")(x)
+    images = keras.layers.Conv2D(1, 5, padding="same", activation="tanh", name="output_conv")(x)
+    name = name or ("conditional_generator" if conditional else "generator")
+    return keras.Model(inputs if conditional else latent, images, name=name)
