@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 PRESET ?= quick
 DATA   ?=
 OUT    ?= runs/$(PRESET)
+DEMO_OUT ?= runs/demo
 SEED   ?= 0
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
@@ -23,10 +24,10 @@ install: $(PY)  ## create .venv and install keras_cxr with the dev extra
 	$(PY) -m pip install --quiet -e '.[dev]'
 
 demo: install  ## install, then run the pipeline on the bundled sample (a few minutes on 2 CPU cores)
-	$(PY) -m keras_cxr data summary $(DATA_ARG)
-	$(PY) -m keras_cxr data prepare $(DATA_ARG) --out $(OUT)/data
-	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.5 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT) --set gan.cdcgan_epochs=8
-	$(PY) -m keras_cxr generate --generator $(OUT)/models/cdcgan_a050/1 --n 16 --label 1 --seed $(SEED) --out $(OUT)/generated/cdcgan_a050
+	$(PY) -m keras_cxr data summary $(DATA)
+	$(PY) -m keras_cxr data prepare $(DATA) --out $(DEMO_OUT)/data
+	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.5 --preset $(PRESET) --manifest $(DEMO_OUT)/data/manifest.csv --out $(DEMO_OUT) --set gan.cdcgan_epochs=10
+	$(PY) -m keras_cxr generate --generator $(DEMO_OUT)/models/cdcgan_a050/1 --n 16 --label 1 --seed $(SEED) --out $(DEMO_OUT)/generated/cdcgan_a050
 
 test:  ## run the whole test suite (tiny preset, small data; a few minutes)
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -35,10 +36,10 @@ test-fast:  ## tests without the slow end-to-end ones
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 data-summary:  ## counts, image modes and duplicates of DATA
-	$(PY) -m keras_cxr data summary $(DATA_ARG)
+	$(PY) -m keras_cxr data summary $(DATA)
 
 train-gan:  ## train DCGAN and cDCGAN(alpha=0.25,0.5,0.75) with PRESET on DATA, export SavedModels to OUT/models
-	$(PY) -m keras_cxr data prepare $(DATA_ARG) --out $(OUT)/data --seed $(SEED)
+	$(PY) -m keras_cxr data prepare $(DATA) --out $(OUT)/data --seed $(SEED)
 	$(PY) -m keras_cxr train-gan --model dcgan --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
 	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.25 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
 	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.5 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)

@@ -28,6 +28,11 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False):
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp create 0600/0700 paths; give the result the usual umask-based
+        # permissions so another user (a TF Serving process, a colleague) can read it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)
         if is_dir and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -94,6 +94,36 @@ def augment_batch(
     return images
 
 
+def augment_and_batch(
+    ds: tf.data.Dataset,
+    batch_size: int = 32,
+    seed: int = 0,
+    pixel_range: str = "0_1",
+    augment: bool = True,
+    max_rotation_deg: float = 10.0,
+    crop_fraction: float = 0.9,
+) -> tf.data.Dataset:
+    """Batches an unbatched (uint8 image [H, W], label[, ...]) dataset, scales it to float
+    [B, H, W, 1] and, if `augment`, flips / rotates / crops each batch with stateless seeds."""
+    ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def prepare(batch, batch_seed=None):
+        x = to_float(batch[0], pixel_range)
+        if batch_seed is not None:
+            x = augment_batch(x, batch_seed, max_rotation_deg, crop_fraction)
+            x = tf.clip_by_value(x, -1.0 if pixel_range == "-1_1" else 0.0, 1.0)
+        return (x, *batch[1:])
+
+    if augment:
+        # One fresh seed pair per batch, re-drawn every epoch, reproducible from `seed`.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda batch, s: prepare(batch, s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(lambda *batch: prepare(batch), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def make_dataset(
     images: np.ndarray,
     labels: np.ndarray,
@@ -120,24 +150,4 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-    def prepare(batch_images, batch_labels, batch_seed=None):
-        x = to_float(batch_images, pixel_range)
-        if batch_seed is not None:
-            x = augment_batch(x, batch_seed, max_rotation_deg, crop_fraction)
-            if pixel_range == "-1_1":
-                x = tf.clip_by_value(x, -1.0, 1.0)
-            else:
-                x = tf.clip_by_value(x, 0.0, 1.0)
-        return x, batch_labels
-
-    if augment:
-        # One fresh seed pair per batch, re-drawn every epoch, reproducible from `seed`.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda xy, s: prepare(xy[0], xy[1], s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-    else:
-        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return augment_and_batch(ds, batch_size, seed, pixel_range, augment, max_rotation_deg, crop_fraction)

@@ -57,6 +57,9 @@ class GAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_acc_real_tracker = keras.metrics.Mean(name="d_acc_real")
         self.d_acc_fake_tracker = keras.metrics.Mean(name="d_acc_fake")
+        # G and D arrive built; without this, fit under a distribution strategy would try to
+        # build the GAN by calling it on a batch of real images.
+        self.built = True
 
     def compile(self, d_optimizer, g_optimizer, loss_fn, **kwargs):
         super().compile(**kwargs)
@@ -87,6 +90,7 @@ class GAN(keras.Model):
         return cls(**config)
 
     def call(self, inputs, training=False):
+        """Generates images: `inputs` is latent [B, latent_dim] (DCGAN) or [latent, label]."""
         return self.generator(inputs, training=training)
 
     # -- the algorithm --------------------------------------------------------------------

@@ -307,7 +307,7 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
         return result  # interrupted on purpose (max_epochs): resumable, not done
     with open(run_dir / "log.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    result["last_epoch"] = rows[-1] if rows else {}
+    result["last_epoch"] = {k: (int(v) if k == "epoch" else float(v)) for k, v in rows[-1].items()} if rows else {}
     export_generator(gan.generator, export_dir, _export_meta(run_config, name, epochs))
     write_json(done_path, result)
     return result

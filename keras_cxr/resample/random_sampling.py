@@ -1,0 +1,33 @@
+"""`undersample` / `oversample`: random deletion of the majority or duplication of the minority
+(paper 4.2), by imbalanced-learn on image indices (no pixels copied)."""
+
+import numpy as np
+from imblearn.over_sampling import RandomOverSampler
+from imblearn.under_sampling import RandomUnderSampler
+
+from keras_cxr.resample.base import ResampledSet
+
+
+class _IndexSampler:
+    sampler_cls = None
+
+    def __init__(self, sampling_strategy="auto", seed: int = 0):
+        self.sampling_strategy = sampling_strategy
+        self.seed = seed
+
+    def fit_resample(self, labels, images=None) -> ResampledSet:
+        sampler = self.sampler_cls(sampling_strategy=self.sampling_strategy, random_state=self.seed)
+        idx, _ = sampler.fit_resample(np.arange(len(labels)).reshape(-1, 1), np.asarray(labels))
+        return ResampledSet(indices=np.sort(idx[:, 0]))
+
+
+class RandomUndersample(_IndexSampler):
+    """Deletes majority images at random until the classes are balanced ('auto')."""
+
+    sampler_cls = RandomUnderSampler
+
+
+class RandomOversample(_IndexSampler):
+    """Duplicates minority images at random until the classes are balanced ('auto')."""
+
+    sampler_cls = RandomOverSampler

@@ -1,0 +1,79 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from keras_cxr.cli import main
+from keras_cxr.data import read_manifest
+from tests.conftest import REPO
+from tests.test_datasets import _break
+
+
+def test_summary_of_kermany128(kermany128, capsys):
+    assert main(["data", "summary", str(kermany128)]) == 0
+    out = capsys.readouterr().out
+    assert "train        1,341      3,875    5,216" in out
+    assert "test           234        390      624" in out
+    assert "duplicates: 30 groups of pixel-identical images (62 files, 32 redundant)" in out
+    assert "train/NORMAL/NORMAL2-IM-0587-0001-0001.png = train/NORMAL/NORMAL2-IM-0587-0001-0002.png" in out
+
+
+def test_summary_defaults_to_the_bundled_sample(capsys):
+    assert main(["data", "summary"]) == 0
+    out = capsys.readouterr().out
+    assert "keras_cxr/data/sample" in out and "400" in out
+
+
+def test_prepare_writes_manifest_and_summary(kermany_tree, tmp_path):
+    root = kermany_tree()
+    out = tmp_path / "prepared"
+    assert main(["data", "prepare", str(root), "--val-per-class", "2", "--seed", "3", "--out", str(out)]) == 0
+    records, names = read_manifest(out / "manifest.csv")
+    assert names == ("NORMAL", "PNEUMONIA")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train"] == {"NORMAL": 28, "PNEUMONIA": 8}
+    assert len(records) == 30 + 10 + 12
+
+
+@pytest.mark.parametrize("case", ["missing train", "unknown class", "empty class", "one class only",
+                                  "non-image file", "zero-byte file", "truncated file"])
+def test_prepare_bad_data_exits_nonzero_and_writes_nothing(kermany_tree, tmp_path, capsys, case):
+    root = _break(kermany_tree(), case)
+    out = tmp_path / "prepared"
+    assert main(["data", "prepare", str(root), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (out / "manifest.csv").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--minority-fraction", "0"], "`minority_fraction` must be in (0, 0.5]"),
+    (["--minority-fraction", "0.7"], "Received: minority_fraction=0.7"),
+    (["--val-per-class", "500"], "`val_per_class`=500"),
+])
+def test_prepare_bad_parameters(kermany_tree, tmp_path, capsys, args, message):
+    out = tmp_path / "prepared"
+    assert main(["data", "prepare", str(kermany_tree()), "--out", str(out), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_prepare_skip_corrupt_lists_skipped(kermany_tree, tmp_path):
+    root = _break(kermany_tree(), "zero-byte file")
+    out = tmp_path / "prepared"
+    assert main(["data", "prepare", str(root), "--skip-corrupt", "--val-per-class", "1", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["file"].rsplit("/", 1)[-1] for s in summary["skipped"]] == ["zero.png"]
+
+
+def test_module_entry_point_exit_code(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "keras_cxr", "data", "summary", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert "data path does not exist" in proc.stderr
+
+
+def test_written_files_are_world_readable(kermany_tree, tmp_path):
+    out = tmp_path / "prepared"
+    assert main(["data", "prepare", str(kermany_tree()), "--val-per-class", "1", "--out", str(out)]) == 0
+    assert (out / "manifest.csv").stat().st_mode & 0o044 == 0o044

@@ -1,0 +1,176 @@
+"""A whole GAN run on tiny settings: resume, refusal, divergence, export, serving, scale-out."""
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from keras_cxr.cli import main
+from keras_cxr.config import load_preset
+from keras_cxr.gan.train import GANDivergedError, train_gan
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A prepared manifest of the bundled sample (200 N / 66 P before the carve)."""
+    out = tmp_path_factory.mktemp("prepared")
+    assert main(["data", "prepare", "--val-per-class", "4", "--out", str(out)]) == 0
+    return out / "manifest.csv"
+
+
+def _final_checkpoint(run_dir):
+    ckpt = sorted((run_dir / "checkpoints").glob("epoch-*.npz"))[-1]
+    with np.load(ckpt) as z:
+        return ckpt.name, {k: z[k] for k in z.files}
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, tiny_data):
+    config = load_preset("tiny", ["gan.cdcgan_epochs=3"])
+    full = train_gan("cdcgan", config, tmp_path / "full", alpha=0.25, manifest=tiny_data, verbose=0)
+    part = train_gan("cdcgan", config, tmp_path / "cut", alpha=0.25, manifest=tiny_data, verbose=0, max_epochs=1)
+    assert part["epochs"] == 1 and not (tmp_path / "cut" / "cdcgan_a025" / "done.json").exists()
+    resumed = train_gan("cdcgan", config, tmp_path / "cut", alpha=0.25, manifest=tiny_data, verbose=0)
+    assert full["epochs"] == resumed["epochs"] == 3
+    name_a, a = _final_checkpoint(tmp_path / "full" / "cdcgan_a025")
+    name_b, b = _final_checkpoint(tmp_path / "cut" / "cdcgan_a025")
+    assert name_a == name_b == "epoch-0003.npz"
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    with open(tmp_path / "cut" / "cdcgan_a025" / "log.csv") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2, 3]
+    run = tmp_path / "full" / "cdcgan_a025"
+    assert {p.name for p in (run / "samples").iterdir()} >= {"epoch-0003_label0.png", "epoch-0003_label1.png"}
+    assert len(list((run / "checkpoints").glob("*.npz"))) == 2  # keep_checkpoints
+    assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
+
+    # A finished run is not retrained.
+    again = train_gan("cdcgan", config, tmp_path / "full", alpha=0.25, manifest=tiny_data, verbose=0)
+    assert again == json.loads((run / "done.json").read_text())
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path, tiny_data):
+    train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=1"]), tmp_path, manifest=tiny_data, verbose=0)
+    with pytest.raises(Exception, match="was started with a different configuration"):
+        train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2"]), tmp_path, manifest=tiny_data, verbose=0)
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
+    config = load_preset("tiny", ["gan.cdcgan_epochs=3"])
+    train_gan("cdcgan", config, tmp_path, manifest=tiny_data, verbose=0, max_epochs=1)
+    # Poison the generator's output layer in the saved checkpoint: the next epoch's losses are NaN.
+    ckpt = tmp_path / "cdcgan_a050" / "checkpoints" / "epoch-0001.npz"
+    with np.load(ckpt) as z:
+        arrays = {k: z[k] for k in z.files}
+    g_keys = sorted((k for k in arrays if k.startswith("g/")), key=lambda k: int(k.split("/")[1]))
+    arrays[g_keys[-2]] = np.full_like(arrays[g_keys[-2]], np.nan)
+    np.savez(ckpt, **arrays)
+    with pytest.raises(GANDivergedError, match=r"diverged at epoch 2, step 1 .*last good checkpoint: .*epoch-0001.npz"):
+        train_gan("cdcgan", config, tmp_path, manifest=tiny_data, verbose=0)
+    assert [p.name for p in (tmp_path / "cdcgan_a050" / "checkpoints").glob("*.npz")] == ["epoch-0001.npz"]
+
+
+SERVE_CHECK = textwrap.dedent("""
+    import sys, json
+    import numpy as np
+    import tensorflow as tf
+    m = tf.saved_model.load(sys.argv[1])
+    assert not any(k.split(".")[0] == "keras_cxr" for k in sys.modules)
+    serve, gen = m.signatures["serving_default"], m.signatures["generate"]
+    kwargs = {"latent": tf.random.normal([5, 100])}
+    if "label" in serve.structured_input_signature[1]:
+        kwargs["label"] = tf.constant([0, 1, 1, 0, 1], tf.int32)
+    a = serve(**kwargs)["images"].numpy()
+    b = gen(num_images=tf.constant(7), label=tf.constant(1), seed=tf.constant(3, tf.int64))["images"].numpy()
+    c = gen(num_images=tf.constant(7), label=tf.constant(1), seed=tf.constant(3, tf.int64))["images"].numpy()
+    print(json.dumps({"a": list(a.shape), "b": list(b.shape), "min": float(min(a.min(), b.min())),
+                      "max": float(max(a.max(), b.max())), "repeatable": bool(np.array_equal(b, c))}))
+""")
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "cdcgan"])
+def test_export_serves_in_a_tensorflow_only_process(tmp_path, tiny_data, kind):
+    config = load_preset("tiny", ["gan.dcgan_epochs=1", "gan.cdcgan_epochs=1"])
+    result = train_gan(kind, config, tmp_path, manifest=tiny_data, verbose=0)
+    export = result["export_dir"]
+    script = tmp_path / "serve_check.py"
+    script.write_text(SERVE_CHECK)
+    proc = subprocess.run([sys.executable, str(script), export], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["a"] == [5, 32, 32, 1] and out["b"] == [7, 32, 32, 1]
+    assert 0.0 <= out["min"] and out["max"] <= 1.0 and out["repeatable"]
+
+    cli = REPO / ".venv" / "bin" / "saved_model_cli"
+    cli = str(cli) if cli.exists() else "saved_model_cli"
+    shown = subprocess.run([cli, "show", "--all", "--dir", export], capture_output=True, text=True).stdout
+    assert "signature_def['serving_default']" in shown and "signature_def['generate']" in shown
+    assert "inputs['latent']" in shown and "outputs['images']" in shown
+    assert ("inputs['label']" in shown.split("signature_def['serving_default']")[1]) == (kind == "cdcgan")
+
+
+def test_in_process_generator_equals_served_images(tmp_path, tiny_data):
+    import tensorflow as tf
+
+    from keras_cxr.gan.export import load_generator
+    from keras_cxr.gan.train import build_gan, load_checkpoint
+
+    config = load_preset("tiny", ["gan.cdcgan_epochs=1"])
+    result = train_gan("cdcgan", config, tmp_path, alpha=0.75, manifest=tiny_data, verbose=0)
+    gan = build_gan("cdcgan", config, 0.75)
+    load_checkpoint(gan, tmp_path / "cdcgan_a075" / "checkpoints" / "epoch-0001.npz")
+    latent = tf.random.stateless_normal([6, 100], [1, 2])
+    labels = tf.constant([0, 1, 0, 1, 1, 1], tf.int32)
+    expected = np.clip(gan.generator([latent, labels]).numpy(), 0, 1)
+    loaded, meta = load_generator(result["export_dir"])
+    served = loaded.signatures["serving_default"](latent=latent, label=labels)["images"].numpy()
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    assert meta["alpha"] == 0.75 and meta["image_size"] == 32
+
+
+def test_generate_cli(tmp_path, tiny_data, capsys):
+    config = load_preset("tiny", ["gan.dcgan_epochs=1"])
+    result = train_gan("dcgan", config, tmp_path, manifest=tiny_data, verbose=0)
+    out = tmp_path / "pngs"
+    assert main(["generate", "--generator", result["export_dir"], "--n", "300", "--label", "1", "--out", str(out)]) == 0
+    files = sorted(out.glob("*.png"))
+    assert len(files) == 300
+    from PIL import Image
+
+    assert Image.open(files[0]).size == (32, 32) and Image.open(files[0]).mode == "L"
+    assert main(["generate", "--generator", result["export_dir"], "--n", "2", "--label", "0", "--out", str(out)]) == 2
+    assert "trained on label 1 only" in capsys.readouterr().err
+    assert main(["generate", "--generator", str(tmp_path / "missing"), "--n", "2", "--out", str(out)]) == 2
+
+
+MIRRORED = textwrap.dedent("""
+    import sys, json
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from keras_cxr.config import load_preset
+    from keras_cxr.gan.train import train_gan
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    config = load_preset("tiny", ["gan.cdcgan_epochs=2"])
+    r = train_gan("cdcgan", config, sys.argv[2], manifest=sys.argv[1], verbose=0, strategy=strategy)
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, **r}))
+""")
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_data):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    proc = subprocess.run([sys.executable, str(script), str(tiny_data), str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2 and out["epochs"] == 2
+    rows = list(csv.DictReader(open(tmp_path / "out" / "cdcgan_a050" / "log.csv")))
+    assert len(rows) == 2 and all(np.isfinite(float(r["g_loss"])) for r in rows)
