@@ -119,6 +119,71 @@ def cmd_generate(args) -> dict:
     return {"files": [str(f) for f in files]}
 
 
+def _weights_file(args):
+    if args.weights in (None, "scratch"):
+        return None
+    if args.weights != "imagenet-file" or not args.weights_path:
+        raise KerasCXRError("--weights takes `scratch` or `imagenet-file PATH` (a converted .npz or a torchvision .pth)")
+    return args.weights_path
+
+
+def _add_weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", nargs="+", metavar=("KIND", "PATH"), default=None,
+                   help="`scratch` (default) or `imagenet-file PATH`: ResNet18 ImageNet weights from a local file")
+
+
+def _split_weights(args) -> None:
+    w = args.weights or ["scratch"]
+    args.weights, args.weights_path = w[0], (w[1] if len(w) > 1 else None)
+    if len(w) > 2 or args.weights not in ("scratch", "imagenet-file"):
+        raise KerasCXRError(f"--weights takes `scratch` or `imagenet-file PATH`. Received: {' '.join(w)}")
+
+
+def _classifier_config(args):
+    from keras_cxr.config import load_preset
+
+    overrides = list(args.set or [])
+    if getattr(args, "seeds", None):
+        overrides.append(f"classifier.seeds=[{', '.join(map(str, args.seeds))}]")
+    if getattr(args, "methods", None):
+        overrides.append(f"classifier.methods=[{', '.join(args.methods)}]")
+    return load_preset(args.preset, overrides)
+
+
+def cmd_train_classifier(args) -> dict:
+    from keras_cxr.classify.datasets import Splits
+    from keras_cxr.classify.train import train_classifier
+    from keras_cxr.evaluate.matrix import prepare_manifest
+
+    _split_weights(args)
+    config = _classifier_config(args)
+    out = Path(args.out)
+    manifest = prepare_manifest(config, out, args.data, args.manifest)
+    splits = Splits.load(manifest, config.image_size)
+    r = train_classifier(args.method, args.seed, config, splits, out, args.models or out / "models",
+                         _weights_file(args), verbose=0 if args.quiet else 1)
+    m = r["metrics"]
+    print(json.dumps({k: m[k] for k in ("precision", "recall", "specificity", "f1", "roc_auc", "confusion_matrix")}))
+    return r
+
+
+def cmd_evaluate_all(args) -> dict:
+    from keras_cxr.evaluate.matrix import evaluate_all
+
+    _split_weights(args)
+    config = _classifier_config(args)
+    return evaluate_all(config, args.out, args.data, args.manifest, args.shard, _weights_file(args),
+                        args.only_generators, verbose=0 if args.quiet else 1)
+
+
+def cmd_convert_weights(args) -> dict:
+    from keras_cxr.classify.convert import convert_file
+
+    out = convert_file(args.torch, args.out)
+    print(f"wrote {out}")
+    return {"out": str(out)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keras_cxr", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +223,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset value, e.g. gan.batch_size=64")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_gan)
+
+    from keras_cxr.config import METHODS
+
+    p = sub.add_parser("train-classifier", help="train and test ResNet18 for one (method, seed) cell")
+    p.add_argument("--method", required=True, choices=METHODS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="quick")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="dataset folder or .npz (default: the bundled sample)")
+    src.add_argument("--manifest", help="manifest.csv from `data prepare`")
+    p.add_argument("--models", help="folder of exported generators (default: <out>/models)")
+    p.add_argument("--out", required=True)
+    _add_weights(p)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train_classifier)
+
+    p = sub.add_parser("evaluate-all", help="the whole (method, seed) matrix and results.md")
+    p.add_argument("--preset", default="quick")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="dataset folder or .npz (default: the bundled sample)")
+    src.add_argument("--manifest", help="manifest.csv from `data prepare`")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
+    p.add_argument("--methods", nargs="+", help=f"a subset of: {', '.join(METHODS)}")
+    p.add_argument("--shard", help="K/N: run only cells k with k %% N == K (K = 0..N-1)")
+    p.add_argument("--only-generators", action="store_true", help="train the missing generators, then stop")
+    _add_weights(p)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate_all)
+
+    p = sub.add_parser("convert-weights", help="torchvision resnet18 .pth -> keras_cxr ImageNet .npz (needs torch)")
+    p.add_argument("--torch", required=True, help="torchvision resnet18 state dict (.pth)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_convert_weights)
 
     p = sub.add_parser("generate", help="write PNGs from an exported generator SavedModel")
     p.add_argument("--generator", required=True, help="SavedModel folder (<models>/<name>/<version>)")

@@ -77,11 +77,45 @@ class GANConfig:
     beta_2: float = 0.999
     dcgan_epochs: int = 160
     cdcgan_epochs: int = 48
-    alphas: tuple = (0.25, 0.5, 0.75)
+    alphas: tuple[float, ...] = (0.25, 0.5, 0.75)
     seed: int = 0
     keep_checkpoints: int = 2
     sample_grid: int = 16
     jit_compile: bool = False
+
+
+METHODS = ("baseline", "class_weights", "undersample", "oversample", "smote", "borderline_smote", "adasyn",
+           "dcgan", "cdcgan_a025", "cdcgan_a050", "cdcgan_a075")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """ResNet18 training and the experiment matrix (paper 4.1, 4.2, 5).
+
+    Args:
+        batch_size: int. Defaults to 32 (paper 4.1).
+        learning_rate: float. Adam learning rate. Defaults to 4e-3 (paper 4.1).
+        beta_1, beta_2: float. Defaults to 0.9 and 0.999 (paper 4.1).
+        epochs: int. The weights with the best validation accuracy are kept. Defaults to 5.
+        max_rotation_deg: float. Augmentation rotation range. Defaults to 10.
+        crop_fraction: float. Augmentation crop side. Defaults to 0.9.
+        seeds: tuple of int. Seeds of the matrix. Defaults to (0, 1, 2, 3, 4).
+        methods: tuple of str. Methods of the matrix. Defaults to all eleven.
+        smote_k_neighbors: int. Defaults to 5 (imbalanced-learn's default).
+        bootstrap: int. Bootstrap resamples for the confidence intervals. Defaults to 10000.
+    """
+
+    batch_size: int = 32
+    learning_rate: float = 4e-3
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epochs: int = 5
+    max_rotation_deg: float = 10.0
+    crop_fraction: float = 0.9
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    methods: tuple[str, ...] = METHODS
+    smote_k_neighbors: int = 5
+    bootstrap: int = 10000
 
 
 @dataclass(frozen=True)
@@ -93,20 +127,24 @@ class Config:
         image_size: int. Square image side for GANs and classifier. Defaults to 128 (paper).
         data: DataConfig.
         gan: GANConfig.
+        classifier: ClassifierConfig.
     """
 
     name: str = "paper"
     image_size: int = 128
     data: DataConfig = field(default_factory=DataConfig)
     gan: GANConfig = field(default_factory=GANConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        out["gan"]["alphas"] = list(self.gan.alphas)
+        for section in out.values():
+            if isinstance(section, dict):
+                section.update({k: list(v) for k, v in section.items() if isinstance(v, tuple)})
         return out
 
 
-_SECTIONS = {"data": DataConfig, "gan": GANConfig}
+_SECTIONS = {"data": DataConfig, "gan": GANConfig, "classifier": ClassifierConfig}
 
 
 def _coerce(cls, key: str, value, where: str):
@@ -115,10 +153,14 @@ def _coerce(cls, key: str, value, where: str):
         known = ", ".join(f.name for f in dataclasses.fields(cls))
         raise KerasCXRError(f"unknown key `{key}` in {where} (known: {known})")
     hint = hints[key]
-    if hint is tuple:
+    if typing.get_origin(hint) is tuple:
+        element = typing.get_args(hint)[0]
         if not isinstance(value, (list, tuple)):
             value = [value]
-        return tuple(float(v) for v in value)
+        try:
+            return tuple(element(v) for v in value)
+        except (TypeError, ValueError):
+            raise KerasCXRError(f"`{key}` in {where} must be a list of {element.__name__}. Received: {value!r}") from None
     if value is None:
         if type(None) in typing.get_args(hint):
             return None
@@ -153,7 +195,7 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
             top[key] = _coerce(Config, key, value, where)
         else:
             raise KerasCXRError(
-                f"unknown key `{key}` in {where} (known: name, image_size, data, gan)"
+                f"unknown key `{key}` in {where} (known: name, image_size, data, gan, classifier)"
             )
     config = Config(**top)
     validate(config)
@@ -188,6 +230,17 @@ def validate(config: Config) -> None:
                 "keep_checkpoints", "sample_grid"):
         if getattr(g, key) < 1:
             raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(g, key)}")
+    c = config.classifier
+    unknown = [m for m in c.methods if m not in METHODS]
+    if unknown:
+        raise KerasCXRError(f"unknown method(s) {unknown} (known: {', '.join(METHODS)})")
+    for key in ("batch_size", "epochs", "smote_k_neighbors", "bootstrap"):
+        if getattr(c, key) < 1:
+            raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(c, key)}")
+    if not c.seeds:
+        raise KerasCXRError("`seeds` must name at least one seed")
+    if not 0 < c.crop_fraction <= 1:
+        raise KerasCXRError(f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={c.crop_fraction}")
 
 
 def parse_overrides(items: list[str] | None) -> dict:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from keras_cxr.classify.fast_conv import FastGradConv2D
 from keras_cxr.errors import KerasCXRError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -25,27 +27,30 @@ def _bn(name):
     return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
-def _conv(filters, kernel, stride, name):
+def _conv(filters, kernel, stride, name, fast_input_grad=False):
+    if fast_input_grad:
+        return FastGradConv2D(filters, kernel, strides=stride, padding="valid", use_bias=False, name=name)
     return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", use_bias=False, name=name)
 
 
-def _basic_block(x, filters, stride, prefix):
+def _basic_block(x, filters, stride, prefix, fast):
     shortcut = x
     y = keras.layers.ZeroPadding2D(1, name=f"{prefix}_pad1")(x)
-    y = _conv(filters, 3, stride, f"{prefix}_conv1")(y)
+    y = _conv(filters, 3, stride, f"{prefix}_conv1", fast)(y)
     y = _bn(f"{prefix}_bn1")(y)
     y = keras.layers.ReLU(name=f"{prefix}_relu1")(y)
     y = keras.layers.ZeroPadding2D(1, name=f"{prefix}_pad2")(y)
-    y = _conv(filters, 3, 1, f"{prefix}_conv2")(y)
+    y = _conv(filters, 3, 1, f"{prefix}_conv2", fast)(y)
     y = _bn(f"{prefix}_bn2")(y)
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = _conv(filters, 1, stride, f"{prefix}_downsample_conv")(x)
+        shortcut = _conv(filters, 1, stride, f"{prefix}_downsample_conv", fast)(x)
         shortcut = _bn(f"{prefix}_downsample_bn")(shortcut)
     y = keras.layers.Add(name=f"{prefix}_add")([y, shortcut])
     return keras.layers.ReLU(name=f"{prefix}_relu2")(y)
 
 
-def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "resnet18") -> keras.Model:
+def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "resnet18",
+                   fast_input_grad: bool | None = None) -> keras.Model:
     """Builds ResNet18 for grayscale input in [0, 1].
 
     The gray channel is replicated to RGB and normalised with the ImageNet mean and std
@@ -56,10 +61,15 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
         image_size: int. Input side (>= 32). Defaults to 128 (paper).
         num_classes: int. Units of the sigmoid head. Defaults to 2 (paper 4.1).
         name: str. Defaults to "resnet18".
+        fast_input_grad: bool or None. Residual-stage convs compute their input gradient as a
+            forward convolution (`fast_conv`): same numbers, ~5x faster on CPU. None: on when
+            no GPU is visible (cuDNN's own kernel is fast). Defaults to None.
 
     Returns:
         keras.Model: `image` [B, H, W, 1] -> `fc` [B, num_classes] sigmoid probabilities.
     """
+    if fast_input_grad is None:
+        fast_input_grad = not tf.config.list_logical_devices("GPU")
     if image_size < 32:
         raise KerasCXRError(f"`image_size` must be >= 32 for ResNet18. Received: image_size={image_size}")
     image = keras.Input((image_size, image_size, 1), name="image")
@@ -75,7 +85,7 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
     x = keras.layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
     for stage, (filters, stride) in enumerate(STAGES, start=1):
         for block in (1, 2):
-            x = _basic_block(x, filters, stride if block == 1 else 1, f"layer{stage}_block{block}")
+            x = _basic_block(x, filters, stride if block == 1 else 1, f"layer{stage}_block{block}", fast_input_grad)
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
     out = keras.layers.Dense(num_classes, activation="sigmoid", name="fc")(x)
     return keras.Model(image, out, name=name)

@@ -243,7 +243,9 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
     minority = int(np.argmin(counts))  # which class is the minority is read from the data
     if kind == "dcgan":
         train = [r for r in train if r.label == minority]
-    run_config = {"kind": kind, "alpha": alpha if kind == "cdcgan" else None, "preset": config.to_dict(),
+    # Only what shapes the GAN identifies the run: classifier settings may change freely.
+    gan_preset = {k: v for k, v in config.to_dict().items() if k != "classifier"}
+    run_config = {"kind": kind, "alpha": alpha if kind == "cdcgan" else None, "preset": gan_preset,
                   "generated_label": minority if kind == "dcgan" else None, "class_names": list(class_names),
                   "train_files": len(train), "train_counts": counts}
     config_path = run_dir / "config.json"

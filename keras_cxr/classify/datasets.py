@@ -1,0 +1,98 @@
+"""The classifier's tf.data sets: rebalanced train (real + in-memory or streamed synthetic
+images, one-hot labels, per-sample loss weights), val and test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from keras_cxr.data import read_manifest
+from keras_cxr.data.pipeline import augment_and_batch, load_images
+from keras_cxr.errors import KerasCXRError
+from keras_cxr.gan.export import load_generator
+from keras_cxr.gan.grid import to_uint8
+from keras_cxr.resample import ResampledSet
+
+STREAM_CHUNK = 256
+
+
+@dataclass
+class Splits:
+    """Decoded uint8 images and labels of one manifest, loaded once and shared by every cell."""
+
+    class_names: tuple
+    train: tuple
+    val: tuple
+    test: tuple
+
+    @classmethod
+    def load(cls, manifest, image_size: int) -> "Splits":
+        records, names = read_manifest(manifest)
+        parts = {}
+        for split in ("train", "val", "test"):
+            rs = [r for r in records if r.split == split]
+            if not rs:
+                raise KerasCXRError(f"manifest {manifest} has no {split} images")
+            parts[split] = load_images(rs, image_size)
+        return cls(names, parts["train"], parts["val"], parts["test"])
+
+
+def generated_stream(path: str, label: int, count: int, seed: int, image_size: int):
+    """A callable yielding `count` uint8 images from a SavedModel generator, chunk by chunk.
+
+    Chunk k uses seed + k * 2**32 (as `generate` does), so every epoch sees the same generated
+    set, the paper's fixed synthetic set, without holding it in memory.
+    """
+    loaded, meta = load_generator(path)
+    if meta.get("image_size") not in (None, image_size):
+        raise KerasCXRError(f"generator {path} makes {meta['image_size']}x{meta['image_size']} images; "
+                            f"the classifier expects {image_size}x{image_size}")
+    fn = loaded.signatures["generate"]
+
+    def stream():
+        for k, start in enumerate(range(0, count, STREAM_CHUNK)):
+            m = min(STREAM_CHUNK, count - start)
+            images = fn(num_images=tf.constant(m, tf.int32), label=tf.constant(label, tf.int32),
+                        seed=tf.constant(seed + (k << 32), tf.int64))["images"].numpy()
+            yield from to_uint8(images)
+
+    return stream
+
+
+def train_dataset(splits: Splits, rs: ResampledSet, batch_size: int, seed: int, image_size: int,
+                  max_rotation_deg: float = 10.0, crop_fraction: float = 0.9) -> tuple[tf.data.Dataset, int]:
+    """(x [B, H, W, 1] in [0, 1], one-hot y [B, 2], sample weight [B]) batches; returns (ds, images per epoch)."""
+    images, labels = splits.train
+    x = images[rs.indices]
+    y = labels[rs.indices]
+    if rs.synthetic_images is not None:
+        x = np.concatenate([x, rs.synthetic_images])
+        y = np.concatenate([y, rs.synthetic_labels])
+    weights = np.ones(len(y), np.float32) if rs.class_weight is None else \
+        np.array([rs.class_weight[int(c)] for c in y], np.float32)
+    real = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(y, 2), weights))
+    real = real.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    total = len(x)
+    ds = real
+    if rs.generated is not None:
+        g = rs.generated
+        w = 1.0 if rs.class_weight is None else rs.class_weight[g.label]
+        synthetic = tf.data.Dataset.from_generator(
+            generated_stream(g.path, g.label, g.count, g.seed, image_size),
+            output_signature=tf.TensorSpec([image_size, image_size], tf.uint8),
+        ).map(lambda img: (img, tf.one_hot(g.label, 2), tf.constant(w, tf.float32)))
+        # Interleave real and generated images in a seeded random order with exact counts.
+        choice = np.concatenate([np.zeros(len(x), np.int64), np.ones(g.count, np.int64)])
+        order = tf.data.Dataset.from_tensor_slices(choice).shuffle(len(choice), seed=seed + 1, reshuffle_each_iteration=True)
+        ds = tf.data.Dataset.choose_from_datasets([real, synthetic], order)
+        total += g.count
+        ds = ds.apply(tf.data.experimental.assert_cardinality(total))  # lets Keras count steps
+    ds = augment_and_batch(ds, batch_size, seed, "0_1", True, max_rotation_deg, crop_fraction)
+    return ds, total
+
+
+def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((images, tf.one_hot(labels, 2)))
+    return augment_and_batch(ds, batch_size, augment=False)

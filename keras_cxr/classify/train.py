@@ -1,0 +1,151 @@
+"""`train-classifier`: one (method, seed) cell: rebalance, train ResNet18, test, write a JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_cxr.classify.convert import load_imagenet_weights
+from keras_cxr.classify.datasets import Splits, eval_dataset, train_dataset
+from keras_cxr.classify.resnet18 import build_resnet18
+from keras_cxr.config import METHODS, Config
+from keras_cxr.errors import KerasCXRError
+from keras_cxr.evaluate.metrics import binary_metrics
+from keras_cxr.io_utils import atomic_path, write_json
+from keras_cxr.resample import (ClassWeights, GANOversample, NoResampling, PixelSMOTE, RandomOversample,
+                                RandomUndersample)
+
+GAN_METHODS = ("dcgan", "cdcgan_a025", "cdcgan_a050", "cdcgan_a075")
+
+
+def make_resampler(method: str, seed: int, config: Config, models_dir=None):
+    """The resampler behind a method name (a plain mapping: the matrix's eleven rows)."""
+    if method not in METHODS:
+        raise KerasCXRError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+    if method in GAN_METHODS:
+        if models_dir is None:
+            raise KerasCXRError(f"method {method!r} needs exported generators (--models DIR)")
+        path = Path(models_dir) / method / "1"
+        if not (path / "saved_model.pb").exists():
+            raise KerasCXRError(f"method {method!r}: no generator at {path} (train it with `train-gan`)")
+        return GANOversample(path, seed=seed)
+    k = config.classifier.smote_k_neighbors
+    return {
+        "baseline": lambda: NoResampling(),
+        "class_weights": lambda: ClassWeights(),
+        "undersample": lambda: RandomUndersample(seed=seed),
+        "oversample": lambda: RandomOversample(seed=seed),
+        "smote": lambda: PixelSMOTE("smote", k_neighbors=k, seed=seed),
+        "borderline_smote": lambda: PixelSMOTE("borderline_smote", k_neighbors=k, seed=seed),
+        "adasyn": lambda: PixelSMOTE("adasyn", k_neighbors=k, seed=seed),
+    }[method]()
+
+
+class KeepBestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the best validation accuracy (paper 4.1), restored at
+    the end of training; ties keep the earlier epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.best, self.best_epoch, self.weights = -1.0, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        acc = float(logs["val_accuracy"])
+        if acc > self.best:
+            self.best, self.best_epoch, self.weights = acc, epoch + 1, self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
+def cell_path(out_dir, method: str, seed: int) -> Path:
+    return Path(out_dir) / "cells" / f"{method}__seed{seed}.json"
+
+
+class ClassifierSession:
+    """One compiled ResNet18 reused by every cell of a matrix.
+
+    Tracing ResNet18's train, validation and predict functions costs ~15 s on a CPU, more than
+    training a small cell. Each cell instead resets the model to the seeded initial weights a
+    fresh model would get, and the optimizer to its initial state, so results equal those of a
+    freshly built model while the traced functions are reused.
+    """
+
+    def __init__(self, config: Config, imagenet_weights=None):
+        c = config.classifier
+        self.image_size, self.imagenet_weights = config.image_size, imagenet_weights
+        self.model = build_resnet18(config.image_size)
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(c.learning_rate, beta_1=c.beta_1, beta_2=c.beta_2),
+            loss=keras.losses.BinaryCrossentropy(),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
+        self.model.optimizer.build(self.model.trainable_variables)
+        self._optimizer_init = [v.numpy() for v in self.model.optimizer.variables]
+
+    def reset(self, seed: int) -> keras.Model:
+        """The model with seed `seed`'s initial weights (ImageNet body if given) and a fresh optimizer."""
+        keras.utils.set_random_seed(seed)
+        fresh = build_resnet18(self.image_size)
+        if self.imagenet_weights:
+            load_imagenet_weights(fresh, self.imagenet_weights)
+        self.model.set_weights(fresh.get_weights())
+        for v, init in zip(self.model.optimizer.variables, self._optimizer_init):
+            v.assign(init)
+        return self.model
+
+
+def train_classifier(method: str, seed: int, config: Config, splits: Splits, out_dir, models_dir=None,
+                     imagenet_weights=None, verbose: int = 0, session: ClassifierSession | None = None) -> dict:
+    """Trains and tests one cell; writes `<out>/cells/<method>__seed<S>.json` and its weights.
+
+    Args:
+        session: ClassifierSession. Reuse a compiled model across cells. Defaults to a new one.
+
+    Returns:
+        The cell's result dict (metrics, counts, config, timings, weights path).
+    """
+    c = config.classifier
+    t0 = time.perf_counter()
+    images, labels = splits.train
+    rs = make_resampler(method, seed, config, models_dir).fit_resample(labels, images)
+    resample_s = time.perf_counter() - t0
+    ds, n_train = train_dataset(splits, rs, c.batch_size, seed, config.image_size, c.max_rotation_deg, c.crop_fraction)
+    session = session or ClassifierSession(config, imagenet_weights)
+    model = session.reset(seed)
+    best = KeepBestWeights()
+    t1 = time.perf_counter()
+    history = model.fit(ds, validation_data=eval_dataset(*splits.val, c.batch_size), epochs=c.epochs,
+                        callbacks=[best], verbose=verbose, shuffle=False)
+    train_s = time.perf_counter() - t1
+    probs = model.predict(eval_dataset(*splits.test, c.batch_size), verbose=0)
+    y_true = splits.test[1]
+    scores = probs[:, 1] / np.maximum(probs.sum(axis=1), 1e-12)  # two independent sigmoids -> P(pneumonia)
+    metrics = binary_metrics(y_true, probs.argmax(axis=1), scores)
+    weights_path = Path(out_dir) / "weights" / f"{method}__seed{seed}.weights.h5"
+    with atomic_path(weights_path) as tmp:
+        tmp_h5 = tmp.with_name(tmp.name + ".weights.h5")
+        model.save_weights(tmp_h5)
+        tmp_h5.replace(tmp)
+    result = {
+        "method": method, "seed": seed, "preset": config.name, "image_size": config.image_size,
+        "weights_init": "imagenet" if imagenet_weights else "scratch",
+        "metrics": metrics,
+        "train_counts": rs.class_counts(labels), "train_images_per_epoch": n_train,
+        "class_weight": rs.class_weight, "best_epoch": best.best_epoch, "best_val_accuracy": best.best,
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "timings_s": {"resample": round(resample_s, 2), "train": round(train_s, 2),
+                      "total": round(time.perf_counter() - t0, 2)},
+        "weights": str(weights_path), "classifier_config": config.to_dict()["classifier"],
+    }
+    write_json(cell_path(out_dir, method, seed), result)
+    return result
+
+
+def load_cell(path) -> dict:
+    return json.loads(Path(path).read_text())

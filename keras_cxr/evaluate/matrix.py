@@ -1,0 +1,104 @@
+"""`evaluate-all`: the whole (method, seed) matrix, resumable and shardable, then the summary.
+
+Layout of `<out>/`: data/ (manifest), <gan run>/ and models/ (generators, as `train-gan`
+writes them), cells/<method>__seed<S>.json, weights/, results.{md,csv,json}.
+A finished cell is never rerun; `--shard K/N` runs every N-th cell (K = 0..N-1), so a SLURM array
+or a Kubernetes indexed Job can spread the matrix over machines that share `<out>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from keras_cxr.classify.datasets import Splits
+from keras_cxr.classify.train import GAN_METHODS, ClassifierSession, cell_path, train_classifier
+from keras_cxr.config import Config
+from keras_cxr.data import build_manifest, default_data_path, read_manifest, scan_dataset, write_manifest
+from keras_cxr.errors import KerasCXRError
+from keras_cxr.evaluate.summary import read_cells, write_results
+from keras_cxr.gan.train import train_gan
+from keras_cxr.io_utils import write_json
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return 0, 1
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise KerasCXRError(f"`--shard` must be K/N with 0 <= K < N. Received: --shard {text}") from None
+    if not 0 <= k < n:
+        raise KerasCXRError(f"`--shard` must be K/N with 0 <= K < N. Received: --shard {text}")
+    return k, n
+
+
+def prepare_manifest(config: Config, out_dir: Path, data=None, manifest=None) -> Path:
+    """The matrix's manifest: the given one, or `<out>/data/manifest.csv` built once from `data`."""
+    if manifest is not None:
+        read_manifest(manifest)  # validate early
+        return Path(manifest)
+    path = out_dir / "data" / "manifest.csv"
+    source = str(default_data_path(data))
+    info_path = out_dir / "data" / "summary.json"
+    if path.exists():
+        info = json.loads(info_path.read_text())
+        if info.get("data") != source or info.get("data_config") != config.to_dict()["data"]:
+            raise KerasCXRError(f"{out_dir} was prepared from other data or data settings ({info_path}); use another --out")
+        return path
+    scan = scan_dataset(source)
+    d = config.data
+    records, info = build_manifest(scan.records, scan.class_names, d.minority_class, d.minority_fraction, d.val_per_class, d.seed)
+    write_manifest(path, records, scan.class_names)
+    write_json(info_path, {"data": source, "data_config": config.to_dict()["data"], **info})
+    return path
+
+
+def ensure_generators(config: Config, out_dir: Path, manifest: Path, methods, verbose: int) -> None:
+    """Trains the generators the GAN methods need; finished ones are reused."""
+    for method in methods:
+        if method not in GAN_METHODS:
+            continue
+        kind = "dcgan" if method == "dcgan" else "cdcgan"
+        alpha = None if kind == "dcgan" else int(method[-3:]) / 100
+        print(f"generator {method}: ", end="", flush=True)
+        train_gan(kind, config, out_dir, alpha=alpha, manifest=manifest, verbose=verbose)
+
+
+def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str | None = None,
+                 imagenet_weights=None, only_generators: bool = False, verbose: int = 0) -> dict:
+    """Runs the preset's (method, seed) matrix; returns the summary of every cell present."""
+    out_dir = Path(out_dir)
+    c = config.classifier
+    k, n = parse_shard(shard)
+    manifest = prepare_manifest(config, out_dir, data, manifest)
+    gan_methods = [m for m in c.methods if m in GAN_METHODS]
+    models_dir = out_dir / "models"
+    if n > 1 and any(not (models_dir / m / "1" / "saved_model.pb").exists() for m in gan_methods):
+        raise KerasCXRError("with --shard, train the generators first, once: rerun without --shard and with --only-generators")
+    ensure_generators(config, out_dir, manifest, gan_methods, verbose)
+    if only_generators:
+        return {}
+    cells = [(m, s) for m in c.methods for s in c.seeds][k::n]
+    todo = [(m, s) for m, s in cells if not cell_path(out_dir, m, s).exists()]
+    print(f"matrix: {len(cells)} cells in this shard ({k}/{n}), {len(cells) - len(todo)} already done, {len(todo)} to run")
+    splits = Splits.load(manifest, config.image_size) if todo else None
+    session = ClassifierSession(config, imagenet_weights) if todo else None
+    t0 = time.perf_counter()
+    for i, (method, seed) in enumerate(todo, start=1):
+        r = train_classifier(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose, session)
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / i * (len(todo) - i)
+        m = r["metrics"]
+        print(f"[{i}/{len(todo)}] {method} seed {seed}: F1 {m['f1']:.3f} recall {m['recall']:.3f} "
+              f"specificity {m['specificity']:.3f} ({r['timings_s']['total']:.0f} s; elapsed {elapsed / 60:.1f} min, "
+              f"ETA {eta / 60:.1f} min)", flush=True)
+    cells_done = [cell for cell in read_cells(out_dir) if cell["method"] in c.methods and cell["seed"] in c.seeds]
+    context = (f"Preset `{config.name}` ({config.image_size}x{config.image_size}, {c.epochs} classifier epochs, "
+               f"batch {c.batch_size}), manifest `{manifest}`; ResNet18 initialised "
+               f"{'from ImageNet weights' if imagenet_weights else 'from scratch'}.")
+    summary = write_results(out_dir, cells_done, list(c.methods), list(c.seeds), c.bootstrap,
+                            f"Rebalancing methods compared ({config.name} preset)", context)
+    print(f"wrote {out_dir / 'results.md'} ({len(cells_done)} cells; {len(summary['missing'])} missing)")
+    return summary

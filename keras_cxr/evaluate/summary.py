@@ -1,0 +1,127 @@
+"""Merging cell JSONs into results.{md,csv,json}: mean +- sd, 95% bootstrap CI over seeds, and the
+paired (same seed) difference of each method to `baseline`, beside the paper's numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from keras_cxr.config import METHODS
+from keras_cxr.evaluate.paper import FIGURE7_SCRATCH_BASELINE, FIGURE8_PRETRAINED
+from keras_cxr.io_utils import write_json, write_text
+
+METRICS = ("precision", "recall", "specificity", "f1", "roc_auc", "balanced_accuracy")
+
+
+def bootstrap_ci(values, n_boot: int = 10000, seed: int = 0, level: float = 0.95):
+    """Percentile bootstrap CI of the mean; (nan, nan) for fewer than two values."""
+    values = np.asarray([v for v in values if v is not None], dtype=float)
+    if len(values) < 2:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return (float(lo), float(hi))
+
+
+def describe(values, n_boot: int) -> dict:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"n": 0, "mean": None, "sd": None, "ci95": [None, None]}
+    arr = np.asarray(vals, dtype=float)
+    return {"n": len(arr), "mean": float(arr.mean()), "sd": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+            "ci95": list(bootstrap_ci(arr, n_boot))}
+
+
+def summarize(cells: list[dict], methods=METHODS, seeds=None, n_boot: int = 10000) -> dict:
+    """Per method and metric: mean, sd, CI; paired difference to baseline; missing cells."""
+    by = {(c["method"], c["seed"]): c for c in cells}
+    seeds = sorted(seeds if seeds is not None else {c["seed"] for c in cells})
+    out = {"seeds": seeds, "methods": {}, "missing": [f"{m} seed {s}" for m in methods for s in seeds if (m, s) not in by]}
+    for m in methods:
+        runs = [by[(m, s)] for s in seeds if (m, s) in by]
+        if not runs:
+            continue
+        entry = {"seeds": [r["seed"] for r in runs], "weights_init": sorted({r["weights_init"] for r in runs}),
+                 "metrics": {k: describe([r["metrics"][k] for r in runs], n_boot) for k in METRICS},
+                 "vs_baseline": {}}
+        if m != "baseline":
+            for k in METRICS:
+                pairs = [(by[(m, s)]["metrics"][k], by[("baseline", s)]["metrics"][k]) for s in seeds
+                         if (m, s) in by and ("baseline", s) in by]
+                diffs = [a - b for a, b in pairs if a is not None and b is not None]
+                d = describe(diffs, n_boot)
+                d["ci_excludes_zero"] = bool(d["n"] > 1 and (d["ci95"][0] > 0 or d["ci95"][1] < 0))
+                entry["vs_baseline"][k] = d
+        out["methods"][m] = entry
+    return out
+
+
+def _fmt(d: dict) -> str:
+    if d["mean"] is None:
+        return "-"
+    ci = "" if d["n"] < 2 else f" [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
+    return f"{d['mean']:.3f} +- {d['sd']:.3f}{ci}"
+
+
+def _diff(d: dict | None) -> str:
+    if not d or d["mean"] is None:
+        return "-"
+    ci = "" if d["n"] < 2 else f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+    return f"{d['mean']:+.3f}{ci}{' *' if d.get('ci_excludes_zero') else ''}"
+
+
+def render_markdown(summary: dict, title: str, context: str) -> str:
+    lines = [f"# {title}", "", context, "",
+             f"Seeds: {', '.join(map(str, summary['seeds']))}. Each cell: mean +- sd over seeds "
+             f"[95% percentile bootstrap CI of the mean]. Delta F1: paired (same seed) difference to "
+             f"baseline with its bootstrap CI; `*` marks a CI that excludes zero. With few seeds the "
+             f"bootstrap CI is coarse: read it as a spread, not a test.", "",
+             "| method | precision | recall | specificity | F1 | ROC AUC | delta F1 vs baseline "
+             "| paper P | paper R | paper S | paper F1 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m, e in summary["methods"].items():
+        p = FIGURE8_PRETRAINED.get(m, {})
+        paper = [f"{p[k]:.3f}" if k in p else "-" for k in ("precision", "recall", "specificity", "f1")]
+        lines.append("| " + " | ".join([m] + [_fmt(e["metrics"][k]) for k in ("precision", "recall", "specificity", "f1", "roc_auc")]
+                                         + [_diff(e["vs_baseline"].get("f1"))] + paper) + " |")
+    s = FIGURE7_SCRATCH_BASELINE
+    lines += ["", f"Paper columns: Figure 8 (ImageNet-pretrained ResNet18, augmented, one run each). The paper's "
+              f"from-scratch baseline (Figure 7) is P {s['precision']:.3f} R {s['recall']:.3f} "
+              f"S {s['specificity']:.3f} F1 {s['f1']:.3f}. The paper's printed precisions do not fit its "
+              f"test split (390 pneumonia / 234 normal): compare recall, specificity and F1 first."]
+    better = [m for m, e in summary["methods"].items() if e["vs_baseline"].get("f1", {}).get("ci_excludes_zero")
+              and e["vs_baseline"]["f1"]["mean"] > 0]
+    worse = [m for m, e in summary["methods"].items() if e["vs_baseline"].get("f1", {}).get("ci_excludes_zero")
+             and e["vs_baseline"]["f1"]["mean"] < 0]
+    lines += ["", f"F1 above baseline with a CI that excludes zero: {', '.join(better) or 'none'}.",
+              f"F1 below baseline with a CI that excludes zero: {', '.join(worse) or 'none'}."]
+    if summary["missing"]:
+        lines += ["", f"Missing cells ({len(summary['missing'])}): {', '.join(summary['missing'])}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title: str, context: str) -> dict:
+    """Writes results.json, results.csv (one row per cell) and results.md; returns the summary."""
+    out_dir = Path(out_dir)
+    summary = summarize(cells, methods, seeds, n_boot)
+    write_json(out_dir / "results.json", {"summary": summary, "cells": [
+        {k: c[k] for k in ("method", "seed", "metrics", "train_counts", "best_epoch", "timings_s", "weights_init")}
+        for c in cells]})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["method", "seed", *METRICS, "tn", "fp", "fn", "tp", "train_normal", "train_pneumonia", "train_s"])
+    for c in sorted(cells, key=lambda c: (methods.index(c["method"]) if c["method"] in methods else 99, c["seed"])):
+        (tn, fp), (fn, tp) = c["metrics"]["confusion_matrix"]
+        w.writerow([c["method"], c["seed"], *[c["metrics"][k] for k in METRICS], tn, fp, fn, tp,
+                    *c["train_counts"], c["timings_s"]["train"]])
+    write_text(out_dir / "results.csv", buf.getvalue())
+    write_text(out_dir / "results.md", render_markdown(summary, title, context))
+    return summary
+
+
+def read_cells(out_dir) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "cells").glob("*.json"))]

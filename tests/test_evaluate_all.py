@@ -1,0 +1,72 @@
+"""`evaluate-all --preset tiny` end to end on the bundled sample: every cell, the summary, resume."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from keras_cxr.cli import main
+from keras_cxr.config import METHODS
+from keras_cxr.evaluate.metrics import metrics_from_confusion
+
+pytestmark = pytest.mark.slow
+
+
+def test_evaluate_all_tiny(tmp_path, capsys):
+    out = tmp_path / "matrix"
+    assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "[22/22]" in printed and "ETA" in printed
+    for method in METHODS:
+        for seed in (0, 1):
+            cell = json.loads((out / "cells" / f"{method}__seed{seed}.json").read_text())
+            derived = metrics_from_confusion(cell["metrics"]["confusion_matrix"])
+            for k in ("precision", "recall", "specificity", "f1", "accuracy"):
+                assert cell["metrics"][k] == pytest.approx(derived[k]), (method, seed, k)
+            assert sum(map(sum, cell["metrics"]["confusion_matrix"])) == 100  # the sample's test split
+            n0, n1 = cell["train_counts"]
+            if method in ("baseline", "class_weights"):
+                assert n0 > n1, (method, cell["train_counts"])
+            elif method == "adasyn":  # ADASYN's per-sample rounding balances only approximately
+                assert abs(n0 - n1) <= 2, cell["train_counts"]
+            else:
+                assert n0 == n1, (method, cell["train_counts"])
+            assert Path(cell["weights"]).is_file()
+    md = (out / "results.md").read_text()
+    assert all(f"| {m} |" in md for m in METHODS)
+    assert "Missing cells" not in md
+    assert (out / "results.csv").read_text().count("\n") == 23
+
+    # A rerun does no work, and a shard only sees its cells.
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+    assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+    assert "22 already done, 0 to run" in capsys.readouterr().out
+    assert before == {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+    assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--shard", "1/4", "--quiet"]) == 0
+    assert "6 cells in this shard (1/4), 6 already done" in capsys.readouterr().out
+
+
+def test_evaluate_all_bad_arguments(tmp_path, capsys):
+    assert main(["evaluate-all", "--preset", "tiny", "--out", str(tmp_path), "--methods", "gan9000"]) == 2
+    assert "unknown method(s) ['gan9000']" in capsys.readouterr().err
+    assert main(["evaluate-all", "--preset", "tiny", "--out", str(tmp_path), "--shard", "4/4"]) == 2
+    assert "`--shard` must be K/N" in capsys.readouterr().err
+
+
+def test_reused_session_equals_fresh_model(tmp_path):
+    import numpy as np
+
+    from keras_cxr.classify.datasets import Splits
+    from keras_cxr.classify.train import ClassifierSession, train_classifier
+    from keras_cxr.config import load_preset
+    from keras_cxr.evaluate.matrix import prepare_manifest
+
+    config = load_preset("tiny")
+    manifest = prepare_manifest(config, tmp_path)
+    splits = Splits.load(manifest, config.image_size)
+    fresh = train_classifier("oversample", 3, config, splits, tmp_path / "a")
+    session = ClassifierSession(config)
+    train_classifier("undersample", 1, config, splits, tmp_path / "b", session=session)  # dirty it
+    reused = train_classifier("oversample", 3, config, splits, tmp_path / "b", session=session)
+    assert reused["metrics"]["confusion_matrix"] == fresh["metrics"]["confusion_matrix"]
+    np.testing.assert_allclose(reused["history"]["loss"], fresh["history"]["loss"], rtol=1e-4)

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score, f1_score, precision_score, recall_score
+
+from keras_cxr.evaluate.metrics import binary_metrics, metrics_from_confusion
+from keras_cxr.evaluate.summary import bootstrap_ci, summarize
+
+
+def test_known_confusion_matrix():
+    tn, fp, fn, tp = 50, 10, 5, 35
+    y_true = np.array([0] * (tn + fp) + [1] * (fn + tp))
+    y_pred = np.array([0] * tn + [1] * fp + [0] * fn + [1] * tp)
+    m = binary_metrics(y_true, y_pred, scores=y_pred.astype(float))
+    assert m["confusion_matrix"] == [[50, 10], [5, 35]]
+    assert m["precision"] == pytest.approx(35 / 45) == pytest.approx(precision_score(y_true, y_pred))
+    assert m["recall"] == pytest.approx(35 / 40) == pytest.approx(recall_score(y_true, y_pred))
+    assert m["specificity"] == pytest.approx(50 / 60)
+    assert m["f1"] == pytest.approx(f1_score(y_true, y_pred))
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    assert metrics_from_confusion(m["confusion_matrix"])["f1"] == pytest.approx(m["f1"])
+
+
+def test_paper_figure8_precision_does_not_fit_its_test_split():
+    # FIDELITY.md: recall 0.842 and specificity 0.850 on 390 / 234 imply precision ~0.90, not 0.730.
+    tp, tn = round(0.842 * 390), round(0.850 * 234)
+    m = metrics_from_confusion([[tn, 234 - tn], [390 - tp, tp]])
+    assert m["precision"] == pytest.approx(0.90, abs=0.01)
+
+
+def test_degenerate_predictions_do_not_divide_by_zero():
+    m = binary_metrics([0, 0, 1, 1], [0, 0, 0, 0])
+    assert m["precision"] == 0.0 and m["recall"] == 0.0 and m["f1"] == 0.0 and m["specificity"] == 1.0
+
+
+def test_bootstrap_ci():
+    assert bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
+    lo, hi = bootstrap_ci([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert 0.1 < lo < 0.3 < hi < 0.5
+    assert all(np.isnan(bootstrap_ci([0.3])))
+
+
+def _cell(method, seed, f1):
+    m = {k: f1 for k in ("precision", "recall", "specificity", "f1", "roc_auc", "balanced_accuracy")}
+    return {"method": method, "seed": seed, "metrics": m, "weights_init": "scratch"}
+
+
+def test_paired_difference_to_baseline():
+    cells = [_cell("baseline", s, 0.70 + 0.01 * s) for s in range(4)]
+    cells += [_cell("oversample", s, 0.75 + 0.01 * s + 0.002 * (s % 2)) for s in range(4)]
+    cells += [_cell("undersample", s, 0.70 + 0.01 * s + (0.02 if s % 2 else -0.02)) for s in range(4)]
+    out = summarize(cells, ["baseline", "oversample", "undersample", "smote"], n_boot=2000)
+    over = out["methods"]["oversample"]["vs_baseline"]["f1"]
+    assert over["mean"] == pytest.approx(0.051) and over["ci_excludes_zero"]
+    assert not out["methods"]["undersample"]["vs_baseline"]["f1"]["ci_excludes_zero"]
+    assert out["missing"] == [f"smote seed {s}" for s in range(4)]
