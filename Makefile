@@ -10,7 +10,7 @@ SEED   ?= 0
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast train-gan data-summary bench-pipeline clean
+.PHONY: help install demo test test-fast train-gan evaluate-all report data-summary bench-pipeline clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,13 @@ train-gan:  ## train DCGAN and cDCGAN(alpha=0.25,0.5,0.75) with PRESET on DATA, 
 	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.25 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
 	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.5 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
 	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.75 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
+
+evaluate-all:  ## the 11-method x seeds matrix with PRESET on DATA into OUT, then OUT/report.md
+	$(PY) -m keras_cxr evaluate-all --preset $(PRESET) $(DATA_ARG) --out $(OUT) $(if $(SEEDS),--seeds $(SEEDS),)
+	$(PY) -m keras_cxr report --results $(OUT)
+
+report:  ## rewrite OUT/report.md from an evaluate-all folder
+	$(PY) -m keras_cxr report --results $(OUT)
 
 bench-pipeline:  ## input pipeline throughput on DATA (writes experiments/benchmarks/results/)
 	$(PY) experiments/benchmarks/pipeline_throughput.py $(DATA_ARG)

@@ -176,6 +176,14 @@ def cmd_evaluate_all(args) -> dict:
                         args.only_generators, verbose=0 if args.quiet else 1)
 
 
+def cmd_report(args) -> dict:
+    from keras_cxr.explain.report import write_report
+
+    path = write_report(args.results, n_generated=args.n_generated)
+    print(f"wrote {path}")
+    return {"report": str(path)}
+
+
 def cmd_convert_weights(args) -> dict:
     from keras_cxr.classify.convert import convert_file
 
@@ -254,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate_all)
+
+    p = sub.add_parser("report", help="report.md of an evaluate-all folder: samples, losses, results, "
+                                      "ROC, Grad-CAM, lung share, quality, memorisation")
+    p.add_argument("--results", required=True, help="the --out folder of evaluate-all")
+    p.add_argument("--n-generated", type=int, default=500, help="generated images per generator for quality (default 500)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("convert-weights", help="torchvision resnet18 .pth -> keras_cxr ImageNet .npz (needs torch)")
     p.add_argument("--torch", required=True, help="torchvision resnet18 state dict (.pth)")

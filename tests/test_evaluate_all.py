@@ -12,10 +12,21 @@ from keras_cxr.evaluate.metrics import metrics_from_confusion
 pytestmark = pytest.mark.slow
 
 
-def test_evaluate_all_tiny(tmp_path, capsys):
-    out = tmp_path / "matrix"
-    assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
-    printed = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def tiny_matrix(tmp_path_factory):
+    """One `evaluate-all --preset tiny` run on the bundled sample, shared by the tests below."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("tiny") / "matrix"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+    return out, buf.getvalue()
+
+
+def test_evaluate_all_tiny(tiny_matrix, capsys):
+    out, printed = tiny_matrix
     assert "[22/22]" in printed and "ETA" in printed
     for method in METHODS:
         for seed in (0, 1):
@@ -70,3 +81,26 @@ def test_reused_session_equals_fresh_model(tmp_path):
     reused = train_classifier("oversample", 3, config, splits, tmp_path / "b", session=session)
     assert reused["metrics"]["confusion_matrix"] == fresh["metrics"]["confusion_matrix"]
     np.testing.assert_allclose(reused["history"]["loss"], fresh["history"]["loss"], rtol=1e-4)
+
+
+def test_report_writes_every_section_and_no_broken_links(tiny_matrix):
+    import re
+
+    out, _ = tiny_matrix
+    assert main(["report", "--results", str(out), "--n-generated", "60"]) == 0
+    report = (out / "report.md").read_text()
+    for section in ("## Generated samples", "## GAN losses", "## Results", "## Confusion matrices", "## ROC curves",
+                    "## Grad-CAM", "## Generated-image quality", "## Memorisation"):
+        assert section in report, section
+    links = re.findall(r"\]\(([^)]+)\)", report)
+    assert len(links) >= 15 and all((out / link).is_file() for link in links)
+    assert "| real train vs real test |" in report and "| cdcgan_a050 |" in report
+    shares = json.loads((out / "report.json").read_text())["lung_share"]
+    assert set(shares) == set(METHODS)
+    # 32x32 input: the last block is 1x1, every CAM is uniform, its share is the mask's area.
+    from keras_cxr.explain.gradcam import lung_mask
+
+    # (nan where a 1-epoch model's CAMs are all zero: no positive evidence anywhere.)
+    values = [v for vs in shares.values() for v in vs]
+    assert any(v == v for v in values)
+    assert all(v != v or v == pytest.approx(lung_mask(32).mean(), abs=1e-6) for v in values)

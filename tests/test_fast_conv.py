@@ -54,3 +54,12 @@ def test_fast_layer_round_trip(tmp_path):
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras")
     assert isinstance(again.get_layer("c"), FastGradConv2D) and again.get_layer("c").fast_input_grad
+
+
+def test_weights_load_across_gradient_paths(tmp_path):
+    trained_on_cpu = build_resnet18(32, fast_input_grad=True)
+    trained_on_cpu.save_weights(tmp_path / "w.weights.h5")
+    built_on_gpu = build_resnet18(32, fast_input_grad=False)
+    built_on_gpu.load_weights(tmp_path / "w.weights.h5")
+    for a, b in zip(trained_on_cpu.weights, built_on_gpu.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -27,10 +27,13 @@ def _bn(name):
     return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
-def _conv(filters, kernel, stride, name, fast_input_grad=False):
-    if fast_input_grad:
-        return FastGradConv2D(filters, kernel, strides=stride, padding="valid", use_bias=False, name=name)
-    return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", use_bias=False, name=name)
+def _conv(filters, kernel, stride, name, fast_input_grad=None):
+    if fast_input_grad is None:  # the stem: few channels, where the stock kernel is fast
+        return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", use_bias=False, name=name)
+    # Residual stages always use FastGradConv2D, whichever gradient path it takes, so weight
+    # files (keyed by layer class) load on CPU and GPU machines alike.
+    return FastGradConv2D(filters, kernel, strides=stride, padding="valid", use_bias=False, name=name,
+                          fast_input_grad=fast_input_grad)
 
 
 def _basic_block(x, filters, stride, prefix, fast):

@@ -136,6 +136,7 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
         "method": method, "seed": seed, "preset": config.name, "image_size": config.image_size,
         "weights_init": "imagenet" if imagenet_weights else "scratch",
         "metrics": metrics,
+        "test_scores": [round(float(v), 6) for v in scores],  # P(pneumonia) per test image, manifest order
         "train_counts": rs.class_counts(labels), "train_images_per_epoch": n_train,
         "class_weight": rs.class_weight, "best_epoch": best.best_epoch, "best_val_accuracy": best.best,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},

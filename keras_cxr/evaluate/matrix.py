@@ -62,7 +62,6 @@ def ensure_generators(config: Config, out_dir: Path, manifest: Path, methods, ve
             continue
         kind = "dcgan" if method == "dcgan" else "cdcgan"
         alpha = None if kind == "dcgan" else int(method[-3:]) / 100
-        print(f"generator {method}: ", end="", flush=True)
         train_gan(kind, config, out_dir, alpha=alpha, manifest=manifest, verbose=verbose)
 
 
@@ -77,16 +76,20 @@ def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str |
     models_dir = out_dir / "models"
     if n > 1 and any(not (models_dir / m / "1" / "saved_model.pb").exists() for m in gan_methods):
         raise KerasCXRError("with --shard, train the generators first, once: rerun without --shard and with --only-generators")
-    ensure_generators(config, out_dir, manifest, gan_methods, verbose)
     if only_generators:
+        ensure_generators(config, out_dir, manifest, gan_methods, verbose)
         return {}
     cells = [(m, s) for m in c.methods for s in c.seeds][k::n]
     todo = [(m, s) for m, s in cells if not cell_path(out_dir, m, s).exists()]
+    # Classic methods first: their results appear while no generator has been trained yet.
+    todo.sort(key=lambda cell: cell[0] in GAN_METHODS)
     print(f"matrix: {len(cells)} cells in this shard ({k}/{n}), {len(cells) - len(todo)} already done, {len(todo)} to run")
     splits = Splits.load(manifest, config.image_size) if todo else None
     session = ClassifierSession(config, imagenet_weights) if todo else None
     t0 = time.perf_counter()
     for i, (method, seed) in enumerate(todo, start=1):
+        if method in GAN_METHODS:
+            ensure_generators(config, out_dir, manifest, [method], verbose)  # reused once trained
         r = train_classifier(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose, session)
         elapsed = time.perf_counter() - t0
         eta = elapsed / i * (len(todo) - i)

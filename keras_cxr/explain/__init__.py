@@ -1,0 +1,1 @@
+"""Explain: Grad-CAM and its lung share, generated-image quality, memorisation, the report."""
