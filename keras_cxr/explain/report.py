@@ -173,9 +173,11 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
     # eager tape gains nothing from the fast input-gradient convs and only pays their overhead.
     cam_model = build_resnet18(image_size, fast_input_grad=False)
     cam = make_gradcam(cam_model, clone=False)  # one traced Grad-CAM; each cell's weights loaded into it
+    no_weights = []
     for c in sorted(cells, key=lambda c: (c["method"], c["seed"])):
-        if not Path(c["weights"]).is_file():
-            raise KerasCXRError(f"weights of {c['method']} seed {c['seed']} not found: {c['weights']}")
+        if not Path(c["weights"]).is_file():  # e.g. a results folder committed without its weights
+            no_weights.append(f"{c['method']} seed {c['seed']}")
+            continue
         cam_model.load_weights(c["weights"])
         maps, _ = gradcam_maps(cam_model, x_test, LAST_CONV_LAYER, batch_size=64, cam=cam)
         shares.setdefault(c["method"], []).append(float(np.nanmean(lung_share(maps, mask))))
@@ -191,10 +193,13 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
            f"spatial preference scores {mask.mean():.2f}). At {image_size}x{image_size} input the last conv block "
            f"is {last}x{last}, which bounds how finely a CAM can localise.", "",
            "| method | lung share |", "|---|---|"] + [f"| {m} | {_mean_sd(v)} |" for m, v in shares.items()] + [""]
+    if no_weights:
+        md += [f"Not in the Grad-CAM numbers (weights file absent here; rerun the cell to include it): "
+               f"{', '.join(no_weights)}.", ""]
 
     # 6-7. Quality and memorisation, on the baseline classifier's features.
     quality, memo = {}, {}
-    base = [c for c in cells if c["method"] == "baseline"]
+    base = [c for c in cells if c["method"] == "baseline" and Path(c["weights"]).is_file()]
     if generators and base:
         log("report: image quality and memorisation")
         ref = min(base, key=lambda c: c["seed"])
@@ -260,7 +265,8 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
                "bottom half: their nearest training images):", ""]
         md += [f"![closest {g}](report/closest_{g}.png) `{g}`" for g in generators]
     else:
-        md += ["## Generated-image quality", "", "Needs exported generators and baseline cells.", ""]
+        md += ["## Generated-image quality", "", "Needs exported generators and a baseline cell with its weights.", "",
+               "## Memorisation", "", "Needs exported generators and a baseline cell with its weights.", ""]
     write_json(results / "report.json", {"lung_share": shares, "quality": quality, "memorisation": memo})
     report = results / "report.md"
     write_text(report, "\n".join(md) + "\n")
