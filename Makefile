@@ -23,11 +23,12 @@ $(PY):
 install: $(PY)  ## create .venv and install keras_cxr with the dev extra
 	$(PY) -m pip install --quiet -e '.[dev]'
 
-demo: install  ## install, then run the pipeline on the bundled sample (a few minutes on 2 CPU cores)
+demo: install  ## install, then the whole chain on the bundled sample with the tiny preset (~5 min on 2 CPU cores)
 	$(PY) -m keras_cxr data summary $(DATA)
-	$(PY) -m keras_cxr data prepare $(DATA) --out $(DEMO_OUT)/data
-	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.5 --preset $(PRESET) --manifest $(DEMO_OUT)/data/manifest.csv --out $(DEMO_OUT) --set gan.cdcgan_epochs=10
-	$(PY) -m keras_cxr generate --generator $(DEMO_OUT)/models/cdcgan_a050/1 --n 16 --label 1 --seed $(SEED) --out $(DEMO_OUT)/generated/cdcgan_a050
+	$(PY) -m keras_cxr evaluate-all --preset tiny $(DATA_ARG) --seeds $(SEED) --out $(DEMO_OUT) --quiet
+	$(PY) -m keras_cxr report --results $(DEMO_OUT) --n-generated 100
+	$(PY) -m keras_cxr generate --generator $(DEMO_OUT)/models/cdcgan_a050/1 --n 16 --label 1 --seed $(SEED) --out $(DEMO_OUT)/generated
+	@echo "demo done: $(DEMO_OUT)/results.md and $(DEMO_OUT)/report.md"
 
 test:  ## run the whole test suite (tiny preset, small data; a few minutes)
 	$(PY) -m pytest -q -p no:cacheprovider
