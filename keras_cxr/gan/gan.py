@@ -119,26 +119,24 @@ class GAN(keras.Model):
         targets = tf.fill(tf.shape(probs), float(target_value))
         return self.loss_fn(targets, probs), 1.0 / replicas
 
-    def update_discriminator_real(self, real_images, real_labels):
-        """Update 1: D on a half batch of real images, target 1. Returns (loss, D(x))."""
+    def _update_discriminator(self, images, labels, target: float):
+        """One Adam step of D towards `target` on these images. Returns (loss, D's outputs)."""
         with tf.GradientTape() as tape:
-            p_real = self._discriminate(real_images, real_labels)
-            loss, scale = self._loss(1.0, p_real)
+            probs = self._discriminate(images, labels)
+            loss, scale = self._loss(target, probs)
             scaled = loss * scale
         grads = tape.gradient(scaled, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
-        return loss, p_real
+        return loss, probs
+
+    def update_discriminator_real(self, real_images, real_labels):
+        """Update 1: D on a half batch of real images, target 1. Returns (loss, D(x))."""
+        return self._update_discriminator(real_images, real_labels, 1.0)
 
     def update_discriminator_fake(self, n):
         """Update 2: D on n fakes (labels drawn with P(0) = alpha), target 0. Returns (loss, D(G(z)))."""
         fakes, fake_labels = self._generate(n, _FAKE_LATENT, _FAKE_LABEL, training=False)
-        with tf.GradientTape() as tape:
-            p_fake = self._discriminate(fakes, fake_labels)
-            loss, scale = self._loss(0.0, p_fake)
-            scaled = loss * scale
-        grads = tape.gradient(scaled, self.discriminator.trainable_weights)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
-        return loss, p_fake
+        return self._update_discriminator(fakes, fake_labels, 0.0)
 
     def update_generator(self, n):
         """Update 3: G on n latents, target 1, through D; only G's weights move. Returns loss."""
