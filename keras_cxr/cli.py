@@ -58,15 +58,14 @@ def cmd_data_summary(args) -> dict:
 
 
 def cmd_data_prepare(args) -> dict:
-    from keras_cxr.data import build_manifest, default_data_path, scan_dataset, write_manifest
+    from keras_cxr.config import DataConfig
+    from keras_cxr.data import default_data_path, imbalanced_from_path, write_manifest
     from keras_cxr.io_utils import write_json
 
     path = default_data_path(args.path)
-    scan = scan_dataset(path, args.class_names, args.extra_normal, args.skip_corrupt)
-    records, info = build_manifest(
-        scan.records, scan.class_names, args.minority_class, args.minority_fraction,
-        args.val_per_class, args.seed,
-    )
+    data_config = DataConfig(args.minority_class, args.minority_fraction, args.val_per_class, args.seed)
+    records, _, info, scan = imbalanced_from_path(path, data_config, args.class_names, args.extra_normal,
+                                                  args.skip_corrupt)
     out = Path(args.out)
     summary = {
         "data": str(path), "kind": scan.kind, "class_names": list(scan.class_names),

@@ -11,12 +11,9 @@ import tensorflow as tf
 from keras_cxr.data import read_manifest
 from keras_cxr.data.pipeline import augment_and_batch, load_images
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.gan.export import load_generator
+from keras_cxr.gan.export import iter_generated, load_generator
 from keras_cxr.gan.grid import to_uint8
 from keras_cxr.resample import ResampledSet
-
-STREAM_CHUNK = 256
-
 
 @dataclass
 class Splits:
@@ -42,8 +39,8 @@ class Splits:
 def generated_stream(path: str, label: int, count: int, seed: int, image_size: int):
     """A callable yielding `count` uint8 images from a SavedModel generator, chunk by chunk.
 
-    Chunk k uses seed + k * 2**32 (as `generate` does), so every epoch sees the same generated
-    set, the paper's fixed synthetic set, without holding it in memory.
+    Same seeds as `generate` (`iter_generated`), so every epoch sees the same generated set, the
+    paper's fixed synthetic set, without holding it in memory.
     """
     loaded, meta = load_generator(path)
     if meta.get("image_size") not in (None, image_size):
@@ -52,11 +49,8 @@ def generated_stream(path: str, label: int, count: int, seed: int, image_size: i
     fn = loaded.signatures["generate"]
 
     def stream():
-        for k, start in enumerate(range(0, count, STREAM_CHUNK)):
-            m = min(STREAM_CHUNK, count - start)
-            images = fn(num_images=tf.constant(m, tf.int32), label=tf.constant(label, tf.int32),
-                        seed=tf.constant(seed + (k << 32), tf.int64))["images"].numpy()
-            yield from to_uint8(images)
+        for chunk in iter_generated(fn, count, label, seed):
+            yield from to_uint8(chunk)
 
     return stream
 

@@ -5,7 +5,7 @@
 
 from keras_cxr.data.datasets import Record, ScanResult, scan_dataset
 from keras_cxr.data.images import ImageError, read_grayscale
-from keras_cxr.data.imbalance import build_manifest
+from keras_cxr.data.imbalance import build_manifest, imbalanced_from_path
 from keras_cxr.data.manifest import read_manifest, write_manifest
 from keras_cxr.data.sample import SAMPLE_DIR, default_data_path
 
@@ -15,6 +15,7 @@ __all__ = [
     "SAMPLE_DIR",
     "ScanResult",
     "build_manifest",
+    "imbalanced_from_path",
     "default_data_path",
     "read_grayscale",
     "read_manifest",

@@ -107,3 +107,19 @@ def build_manifest(
         "test": count(out, "test"),
     }
     return out, info
+
+
+def imbalanced_from_path(path, data_config, class_names=("NORMAL", "PNEUMONIA"), extra_normal=None,
+                         skip_corrupt: bool = False):
+    """Scans a dataset and builds its imbalanced manifest with a `DataConfig`'s settings.
+
+    Returns:
+        (records, class names, info dict from `build_manifest`, the ScanResult).
+    """
+    from keras_cxr.data.datasets import scan_dataset
+
+    scan = scan_dataset(path, class_names, extra_normal, skip_corrupt)
+    d = data_config
+    records, info = build_manifest(scan.records, scan.class_names, d.minority_class, d.minority_fraction,
+                                   d.val_per_class, d.seed)
+    return records, scan.class_names, info, scan

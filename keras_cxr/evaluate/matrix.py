@@ -15,7 +15,7 @@ from pathlib import Path
 from keras_cxr.classify.datasets import Splits
 from keras_cxr.classify.train import GAN_METHODS, ClassifierSession, cell_path, train_classifier
 from keras_cxr.config import Config
-from keras_cxr.data import build_manifest, default_data_path, read_manifest, scan_dataset, write_manifest
+from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifest, write_manifest
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.evaluate.summary import read_cells, write_results
 from keras_cxr.gan.train import train_gan
@@ -47,10 +47,8 @@ def prepare_manifest(config: Config, out_dir: Path, data=None, manifest=None) ->
         if info.get("data") != source or info.get("data_config") != config.to_dict()["data"]:
             raise KerasCXRError(f"{out_dir} was prepared from other data or data settings ({info_path}); use another --out")
         return path
-    scan = scan_dataset(source)
-    d = config.data
-    records, info = build_manifest(scan.records, scan.class_names, d.minority_class, d.minority_fraction, d.val_per_class, d.seed)
-    write_manifest(path, records, scan.class_names)
+    records, class_names, info, _ = imbalanced_from_path(source, config.data)
+    write_manifest(path, records, class_names)
     write_json(info_path, {"data": source, "data_config": config.to_dict()["data"], **info})
     return path
 

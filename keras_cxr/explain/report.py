@@ -203,8 +203,8 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
     if generators and base:
         log("report: image quality and memorisation")
         ref = min(base, key=lambda c: c["seed"])
-        feats = feature_model(_load_classifier(ref, image_size))
         classifier = _load_classifier(ref, image_size)
+        feats = feature_model(classifier)
 
         def f(x):
             return feats.predict(x, verbose=0, batch_size=64)

@@ -100,11 +100,20 @@ def load_generator(path: str | os.PathLike):
     return tf.saved_model.load(str(path)), meta
 
 
-def generate_images(path, n: int, label: int, seed: int) -> np.ndarray:
-    """float32 [n, H, W, 1] in [0, 1] through the `generate` signature, in chunks.
+def iter_generated(generate_fn, n: int, label: int, seed: int):
+    """Yields float32 [m, H, W, 1] chunks (m <= 256) of n images from a `generate` signature.
 
     Chunk k uses seed + k * 2**32, so the first 256 images equal one call generate(n, label, seed).
     """
+    for k, start in enumerate(range(0, n, GENERATE_CHUNK)):
+        m = min(GENERATE_CHUNK, n - start)
+        out = generate_fn(num_images=tf.constant(m, tf.int32), label=tf.constant(label, tf.int32),
+                          seed=tf.constant(seed + (k << 32), tf.int64))
+        yield out["images"].numpy()
+
+
+def generate_images(path, n: int, label: int, seed: int) -> np.ndarray:
+    """float32 [n, H, W, 1] in [0, 1] through the `generate` signature (see `iter_generated`)."""
     if n < 1:
         raise KerasCXRError(f"`n` must be >= 1. Received: n={n}")
     if label not in (0, 1):
@@ -113,14 +122,7 @@ def generate_images(path, n: int, label: int, seed: int) -> np.ndarray:
     if meta.get("kind") == "dcgan" and label != meta.get("generated_label"):
         raise KerasCXRError(
             f"{path} is a DCGAN trained on label {meta.get('generated_label')} only. Received: label={label}")
-    fn = loaded.signatures["generate"]
-    chunks = []
-    for k, start in enumerate(range(0, n, GENERATE_CHUNK)):
-        m = min(GENERATE_CHUNK, n - start)
-        out = fn(num_images=tf.constant(m, tf.int32), label=tf.constant(label, tf.int32),
-                 seed=tf.constant(seed + (k << 32), tf.int64))
-        chunks.append(out["images"].numpy())
-    return np.concatenate(chunks)
+    return np.concatenate(list(iter_generated(loaded.signatures["generate"], n, label, seed)))
 
 
 def generate_to_folder(path, n: int, label: int, seed: int, out_dir) -> list[Path]:

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cxr.config import Config
-from keras_cxr.data import build_manifest, default_data_path, read_manifest, scan_dataset, write_manifest
+from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifest, write_manifest
 from keras_cxr.data.pipeline import load_images, to_float
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.discriminator import build_discriminator
@@ -192,10 +192,8 @@ def _truncate_log(log: Path, last_epoch: int) -> None:
 def _resolve_records(config: Config, data, manifest):
     if manifest is not None:
         return read_manifest(manifest)
-    scan = scan_dataset(default_data_path(data))
-    d = config.data
-    records, _ = build_manifest(scan.records, scan.class_names, d.minority_class, d.minority_fraction, d.val_per_class, d.seed)
-    return records, scan.class_names
+    records, class_names, _, _ = imbalanced_from_path(default_data_path(data), config.data)
+    return records, class_names
 
 
 def default_strategy() -> tf.distribute.Strategy:
