@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import h5py
 import pytest
 
 from keras_cxr.cli import main
@@ -43,6 +44,8 @@ def test_evaluate_all_tiny(tiny_matrix, capsys):
             else:
                 assert n0 == n1, (method, cell["train_counts"])
             assert Path(cell["weights"]).is_file()
+            with h5py.File(cell["weights"]) as h5:  # model weights only, no optimizer slots
+                assert "optimizer" not in h5 and "layers" in h5
     md = (out / "results.md").read_text()
     assert all(f"| {m} |" in md for m in METHODS)
     assert "Missing cells" not in md

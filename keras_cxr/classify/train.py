@@ -128,9 +128,13 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     scores = probs[:, 1] / np.maximum(probs.sum(axis=1), 1e-12)  # two independent sigmoids -> P(pneumonia)
     metrics = binary_metrics(y_true, probs.argmax(axis=1), scores)
     weights_path = Path(out_dir) / "weights" / f"{method}__seed{seed}.weights.h5"
+    # Saved from an uncompiled twin: a compiled model's save_weights also stores the Adam slots
+    # (twice the model's size), which inference and Grad-CAM never need.
+    inference = build_resnet18(config.image_size)
+    inference.set_weights(model.get_weights())
     with atomic_path(weights_path) as tmp:
         tmp_h5 = tmp.with_name(tmp.name + ".weights.h5")
-        model.save_weights(tmp_h5)
+        inference.save_weights(tmp_h5)
         tmp_h5.replace(tmp)
     result = {
         "method": method, "seed": seed, "preset": config.name, "image_size": config.image_size,
