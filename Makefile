@@ -10,7 +10,7 @@ SEED   ?= 0
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast train-gan evaluate-all report data-summary bench-pipeline clean
+.PHONY: help install demo test test-fast train-gan evaluate-all report data-summary bench bench-pipeline clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ evaluate-all:  ## the 11-method x seeds matrix with PRESET on DATA into OUT, the
 
 report:  ## rewrite OUT/report.md from an evaluate-all folder
 	$(PY) -m keras_cxr report --results $(OUT)
+
+bench:  ## GAN / ResNet18 / pipeline / generation benchmarks, same run (writes experiments/benchmarks/results/bench.*)
+	$(PY) experiments/benchmarks/bench.py
 
 bench-pipeline:  ## input pipeline throughput on DATA (writes experiments/benchmarks/results/)
 	$(PY) experiments/benchmarks/pipeline_throughput.py $(DATA_ARG)
