@@ -7,6 +7,7 @@ fast. Every KerasCXRError becomes `error: <message>` on stderr and exit status 2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -68,7 +69,8 @@ def cmd_data_prepare(args) -> dict:
                                                   args.skip_corrupt)
     out = Path(args.out)
     summary = {
-        "data": str(path), "kind": scan.kind, "class_names": list(scan.class_names),
+        "data": str(path), "data_config": dataclasses.asdict(data_config), "kind": scan.kind,
+        "class_names": list(scan.class_names),
         "extra_normal": args.extra_normal, **info,
         "duplicate_groups": len(scan.duplicates),
         "skipped": [{"file": f, "reason": r} for f, r in scan.skipped],

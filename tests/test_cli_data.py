@@ -77,3 +77,14 @@ def test_written_files_are_world_readable(kermany_tree, tmp_path):
     out = tmp_path / "prepared"
     assert main(["data", "prepare", str(kermany_tree()), "--val-per-class", "1", "--out", str(out)]) == 0
     assert (out / "manifest.csv").stat().st_mode & 0o044 == 0o044
+
+
+def test_prepared_folder_is_reused_by_evaluate_all_only_with_same_settings(tmp_path):
+    from keras_cxr.config import load_preset
+    from keras_cxr.errors import KerasCXRError
+    from keras_cxr.evaluate.matrix import prepare_manifest
+
+    assert main(["data", "prepare", "--out", str(tmp_path / "data")]) == 0
+    assert prepare_manifest(load_preset("quick"), tmp_path) == tmp_path / "data" / "manifest.csv"
+    with pytest.raises(KerasCXRError, match="prepared from other data or data settings"):
+        prepare_manifest(load_preset("quick", ["data.seed=7"]), tmp_path)
