@@ -31,6 +31,7 @@ def test_overrides():
     ("gan.alphas=[1.5]", r"`alpha` must be in \[0, 1\]. Received: alpha=1.5"),
     ("data.minority_fraction=0.9", r"`minority_fraction` must be in \(0, 0.5\]"),
     ("nonsense", r"--set expects key=value"),
+    ("gan.max_loss=0", r"`max_loss` must be > 0. Received: max_loss=0.0"),
 ])
 def test_bad_overrides(override, message):
     with pytest.raises(KerasCXRError, match=message):

@@ -77,6 +77,16 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
     assert [p.name for p in (tmp_path / "cdcgan_a050" / "checkpoints").glob("*.npz")] == ["epoch-0001.npz"]
 
 
+def test_finite_blow_up_is_divergence_too(tmp_path, tiny_data):
+    # Any real loss exceeds a bound of 1e-3: the run must stop at the first step, as it would
+    # when D's logits explode (losses in the thousands, never NaN).
+    config = load_preset("tiny", ["gan.max_loss=0.001"])
+    with pytest.raises(GANDivergedError, match=r"diverged at epoch 1, step 1 .*last good checkpoint: none"):
+        train_gan("cdcgan", config, tmp_path, manifest=tiny_data, verbose=0)
+    assert not (tmp_path / "cdcgan_a050" / "done.json").exists()
+    assert not (tmp_path / "models").exists()
+
+
 SERVE_CHECK = textwrap.dedent("""
     import sys, json
     import numpy as np

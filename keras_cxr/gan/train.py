@@ -113,10 +113,15 @@ def _checkpoints(run_dir: Path) -> list[Path]:
 
 
 class DivergenceGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss and remembers where."""
+    """Stops training at the first non-finite loss, or one above `max_loss`, and remembers where.
 
-    def __init__(self):
+    A finite blow-up is divergence too: with the paper's learning rate, D's logits can jump to
+    ~1e4 (epoch-mean losses in the thousands) and D then wins for good, with no NaN ever logged.
+    """
+
+    def __init__(self, max_loss: float = 1000.0):
         super().__init__()
+        self.max_loss = max_loss
         self.diverged = None
         self.epoch = 0
 
@@ -124,7 +129,8 @@ class DivergenceGuard(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        bad = {k: float(v) for k, v in (logs or {}).items() if not np.isfinite(float(v))}
+        values = {k: float(v) for k, v in (logs or {}).items() if "loss" in k}
+        bad = {k: v for k, v in values.items() if not np.isfinite(v) or abs(v) > self.max_loss}
         if bad and self.diverged is None:
             self.diverged = (self.epoch + 1, batch + 1, bad)
             self.model.stop_training = True
@@ -285,7 +291,7 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
     _truncate_log(run_dir / "log.csv", start)
     stop = min(epochs, max_epochs) if max_epochs else epochs
     t0 = time.perf_counter()
-    guard = DivergenceGuard()
+    guard = DivergenceGuard(g.max_loss)
     fixed = np.random.default_rng(g.seed).standard_normal((g.sample_grid, g.latent_dim)).astype("float32")
     epoch_end = EpochEnd(run_dir, guard, fixed, kind == "cdcgan", g.pixel_range, g.keep_checkpoints, steps * g.batch_size)
     if start < stop:
@@ -298,7 +304,8 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
         last = _checkpoints(run_dir)
         raise GANDivergedError(
             f"{name} diverged at epoch {epoch}, step {batch} ({', '.join(f'{k}={v}' for k, v in bad.items())}); "
-            f"last good checkpoint: {last[-1] if last else 'none'}. Try a lower --set gan.learning_rate"
+            f"last good checkpoint: {last[-1] if last else 'none'}. Try a lower --set gan.learning_rate "
+            f"(both reference codes use 2e-4) in a new --out"
         )
     wall = time.perf_counter() - t0
     result = {"run_dir": str(run_dir), "export_dir": str(export_dir), "epochs": stop, "wall_s": round(wall, 1)}
