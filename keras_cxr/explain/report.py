@@ -8,8 +8,6 @@ computed from the files in DIR (cells, weights, generators, manifest); nothing i
 from __future__ import annotations
 
 import csv
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -120,8 +118,6 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
     assets = results / "report"
     assets.mkdir(parents=True, exist_ok=True)
     methods = list(dict.fromkeys(c["method"] for c in sorted(cells, key=lambda c: c["method"])))
-    summary_path = results / "results.json"
-    summary = json.loads(summary_path.read_text())["summary"] if summary_path.exists() else None
     seeds = sorted({c["seed"] for c in cells})
     x_test = splits.test[0][..., None].astype(np.float32) / 255.0
     y_test = splits.test[1]
