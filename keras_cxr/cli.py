@@ -285,10 +285,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _limit_threads(value: str | None) -> None:
+    """KERAS_CXR_THREADS=N caps TensorFlow's op threads, so that N-way shards share one machine."""
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise KerasCXRError(f"KERAS_CXR_THREADS must be a positive integer. Received: {value!r}")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(int(value))
+    tf.config.threading.set_inter_op_parallelism_threads(int(value))
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
+        _limit_threads(os.environ.get("KERAS_CXR_THREADS"))
         args.func(args)
     except KerasCXRError as exc:
         print(f"error: {exc}", file=sys.stderr)

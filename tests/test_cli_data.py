@@ -88,3 +88,10 @@ def test_prepared_folder_is_reused_by_evaluate_all_only_with_same_settings(tmp_p
     assert prepare_manifest(load_preset("quick"), tmp_path) == tmp_path / "data" / "manifest.csv"
     with pytest.raises(KerasCXRError, match="prepared from other data or data settings"):
         prepare_manifest(load_preset("quick", ["data.seed=7"]), tmp_path)
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_bad_thread_cap_is_a_clear_error(monkeypatch, capsys, value):
+    monkeypatch.setenv("KERAS_CXR_THREADS", value)
+    assert main(["data", "summary"]) == 2
+    assert f"KERAS_CXR_THREADS must be a positive integer. Received: {value!r}" in capsys.readouterr().err

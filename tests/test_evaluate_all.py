@@ -98,6 +98,11 @@ def test_report_writes_every_section_and_no_broken_links(tiny_matrix):
     links = re.findall(r"\]\(([^)]+)\)", report)
     assert len(links) >= 15 and all((out / link).is_file() for link in links)
     assert "| real train vs real test |" in report and "| cdcgan_a050 |" in report
+    quality = json.loads((out / "report.json").read_text())["quality"]
+    # Frechet spread: one value per baseline seed (tiny: seeds 0 and 1), the first equal to the main one.
+    for q in quality.values():
+        assert len(q["frechet_per_feature_seed"]) == 2 and q["frechet_per_feature_seed"][0] == q["frechet"]
+    assert "min-max over the feature seeds" in report and "- `cdcgan_a050`: Frechet" in report
     shares = json.loads((out / "report.json").read_text())["lung_share"]
     assert set(shares) == set(METHODS)
     # 32x32 input: the last block is 1x1, every CAM is uniform, its share is the mask's area.

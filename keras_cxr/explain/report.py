@@ -57,6 +57,25 @@ def _mean_sd(values) -> str:
     return f"{v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
 
 
+def _frechet_comparison(frechet_by_seed: dict) -> list[str]:
+    """Each cDCGAN against DCGAN on the Frechet distance: ranges (min-max over feature seeds) overlap or not."""
+    if "dcgan" not in frechet_by_seed or len(frechet_by_seed["dcgan"]) < 2:
+        return []
+    lines = []
+    d = frechet_by_seed["dcgan"]
+    for g, v in frechet_by_seed.items():
+        if not g.startswith("cdcgan"):
+            continue
+        if max(v) < min(d):
+            verdict = "lower than DCGAN (ranges do not overlap)"
+        elif min(v) > max(d):
+            verdict = "higher than DCGAN (ranges do not overlap)"
+        else:
+            verdict = "not separable from DCGAN (ranges overlap)"
+        lines.append(f"- `{g}`: Frechet {min(v):.4g}-{max(v):.4g} vs DCGAN {min(d):.4g}-{max(d):.4g}: {verdict}.")
+    return ["Frechet distance of each cDCGAN against DCGAN, min-max over the feature seeds:", ""] + lines + [""] if lines else []
+
+
 def _loss_curves(results: Path, assets: Path, runs: list[str]) -> list[str]:
     plt = _plt()
     lines = []
@@ -216,6 +235,23 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
         for name, (a, b) in rows.items():
             kid_mean, kid_sd = kernel_inception_distance(a, b)
             quality[name] = {"frechet": frechet_distance(a, b), "kid": kid_mean, "kid_sd": kid_sd, **prdc(a, b)}
+        # The spread of the Frechet distance: one value per baseline seed, each with its own
+        # feature extractor and its own fresh generated sample, so the sd covers both.
+        frechet_by_seed = {name: [q["frechet"]] for name, q in quality.items()}
+        for other in sorted(base, key=lambda c: c["seed"])[1:]:
+            other_feats = feature_model(_load_classifier(other, image_size))
+
+            def g_feats(x, model=other_feats):
+                return model.predict(x, verbose=0, batch_size=64)
+
+            o_train = g_feats(real_train)
+            frechet_by_seed["real train vs real test"].append(frechet_distance(o_train, g_feats(real_test)))
+            for g in generators:
+                fresh = generate_images(results / "models" / g / "1", n_generated, minority, seed=1 + other["seed"] + 1000)
+                frechet_by_seed[g].append(frechet_distance(o_train, g_feats(fresh)))
+        for name, values in frechet_by_seed.items():
+            quality[name]["frechet_per_feature_seed"] = values
+        fd_seeds = [c["seed"] for c in sorted(base, key=lambda c: c["seed"])]
         label_acc = {}
         for g in generators:
             if g == "dcgan":
@@ -229,12 +265,17 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
                f"only). Reference set: the {len(real_train)} real minority-class train images; {n_generated} "
                f"generated minority images per generator. Lower Frechet / KID is closer; precision, recall, "
                f"density, coverage after Naeem et al. 2020 (k = 5). The first row is the real-vs-real scale.", "",
+               f"Frechet distance: mean +- sd over the features of the {len(fd_seeds)} baseline seed(s) "
+               f"({', '.join(map(str, fd_seeds))}), each with a fresh generated sample; the other columns use "
+               f"seed {ref['seed']}.", "",
                "| set | Frechet distance | Frechet / real-vs-real | KID (x1e3) mean +- sd | precision | recall | density | coverage |",
                "|---|---|---|---|---|---|---|---|"]
         scale = quality["real train vs real test"]["frechet"]
         for name, q in quality.items():
-            md.append(f"| {name} | {q['frechet']:.4g} | {q['frechet'] / scale:.2f} | {q['kid'] * 1e3:.4g} +- {q['kid_sd'] * 1e3:.2g} | "
+            fd = q["frechet_per_feature_seed"]
+            md.append(f"| {name} | {_mean_sd(fd)} | {q['frechet'] / scale:.2f} | {q['kid'] * 1e3:.4g} +- {q['kid_sd'] * 1e3:.2g} | "
                       f"{q['precision']:.3f} | {q['recall']:.3f} | {q['density']:.3f} | {q['coverage']:.3f} |")
+        md += [""] + _frechet_comparison(frechet_by_seed)
         if label_acc:
             md += ["", "Does a cDCGAN's label mean what it says? The baseline classifier's accuracy on "
                    f"{n_generated} generated images of each label:", "", "| generator | label 0 | label 1 |", "|---|---|---|"]
