@@ -115,13 +115,13 @@ def main() -> None:
     profiles = {name: layer_profile(m, 32, args.repeats, peak) for name, m in models.items()}
     resnet_step = bench.resnet_step(size, 32, 5, fast=True)
     layer_sum = sum(r["seconds"] for r in profiles["resnet18"])
-    out = {"host_cpus": os.cpu_count(), "tensorflow": tf.__version__, "matmul_flops": peak, "thread_scaling": scaling,
+    out = {"host_cpus": os.cpu_count(), "cpu_model": bench.cpu_model(), "tensorflow": tf.__version__, "matmul_flops": peak, "thread_scaling": scaling,
            "resnet18_step_s": resnet_step, "resnet18_conv_dense_s": layer_sum, "layers": profiles}
     write_json(RESULTS / "profile.json", out)
 
     md = ["# Where the step time goes (quick preset, batch 32)", "",
-          f"`python experiments/benchmarks/profile_steps.py`; {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, "
-          f"one run. fp32 matmul in this process: {peak / 1e9:.1f} GFLOP/s.", "",
+          f"`python experiments/benchmarks/profile_steps.py`; {os.cpu_count()} CPUs ({bench.cpu_model()}), TensorFlow "
+          f"{tf.__version__}, one run. fp32 matmul in this process (best of 1024-4096 square): {peak / 1e9:.1f} GFLOP/s.", "",
           "## Thread scaling (fresh process per row, `KERAS_CXR_THREADS`)", "",
           "| op threads | matmul GFLOP/s | ResNet18 step s | GAN step (XLA) s |", "|---|---|---|---|"]
     md += [f"| {t} | {r['matmul_flops'] / 1e9:.1f} | {r['resnet18_s']:.3f} | {r['gan_xla_s']:.3f} |" for t, r in scaling.items()]

@@ -72,7 +72,7 @@ def _frechet_comparison(frechet_by_seed: dict) -> list[str]:
             verdict = "higher than DCGAN (ranges do not overlap)"
         else:
             verdict = "not separable from DCGAN (ranges overlap)"
-        lines.append(f"- `{g}`: Frechet {min(v):.4g}-{max(v):.4g} vs DCGAN {min(d):.4g}-{max(d):.4g}: {verdict}.")
+        lines.append(f"- `{g}`: Frechet {min(v):.3f}-{max(v):.3f} vs DCGAN {min(d):.3f}-{max(d):.3f}: {verdict}.")
     return ["Frechet distance of each cDCGAN against DCGAN, min-max over the feature seeds:", ""] + lines + [""] if lines else []
 
 
