@@ -216,7 +216,7 @@ def main() -> None:
         print(out["generation"][-1], flush=True)
     write_json(RESULTS / "bench.json", out)
     h = out["host"]
-    md = [f"# keras_cxr benchmarks\n", f"`make bench` (`python experiments/benchmarks/bench.py --steps {args.steps}`"
+    md = ["# keras_cxr benchmarks\n", f"`make bench` (`python experiments/benchmarks/bench.py --steps {args.steps}`"
           f"{' --paper' if args.paper else ''}); {h['cpus']} CPUs ({h['machine']}), TensorFlow {h['tensorflow']}, "
           f"{h['gpus']} GPUs, CPU model {h['cpu_model']}. All rows from one process run. fp32 matmul: {peak / 1e9:.1f} GFLOP/s.\n",
           "## GAN training step (DCGAN architecture)\n",

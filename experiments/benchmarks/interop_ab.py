@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the sibling bench.py
 SETTINGS = ((2, 1), (2, 2))
 
 
@@ -24,7 +25,6 @@ def child(intra: int, inter: int) -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(intra)
     tf.config.threading.set_inter_op_parallelism_threads(inter)
-    sys.path.insert(0, str(HERE))
     import bench
 
     print("RESULT " + json.dumps({"fast": bench.resnet_step(64, 32, 8, fast=True),
@@ -48,7 +48,6 @@ def main() -> None:
             row = json.loads(next(ln for ln in out.splitlines() if ln.startswith("RESULT "))[7:])
             runs[f"{intra}/{inter}"].append(row)
             print(f"round {r} intra {intra} inter {inter}: {row}", flush=True)
-    sys.path.insert(0, str(HERE))
     from bench import cpu_model
     from keras_cxr.io_utils import write_json, write_text
 

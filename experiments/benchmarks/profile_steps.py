@@ -22,11 +22,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the sibling bench.py
 RESULTS = HERE / "results"
 
 
@@ -35,7 +35,6 @@ def _scaling_child() -> None:
     from keras_cxr.cli import _limit_threads
 
     _limit_threads(os.environ.get("KERAS_CXR_THREADS"))
-    sys.path.insert(0, str(HERE))
     import bench
     from keras_cxr.config import load_preset
 
@@ -61,7 +60,6 @@ def layer_profile(model, batch: int, repeats: int, peak: float) -> list[dict]:
     import keras
     import tensorflow as tf
 
-    sys.path.insert(0, str(HERE))
     from bench import forward_flops, timed
 
     rows = []
@@ -99,7 +97,6 @@ def main() -> None:
         return
     scaling = thread_scaling()
 
-    sys.path.insert(0, str(HERE))
     import bench
     import tensorflow as tf
     from keras_cxr.classify import build_resnet18

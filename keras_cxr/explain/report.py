@@ -50,6 +50,12 @@ def _load_classifier(cell: dict, image_size: int):
     return model
 
 
+def _features(classifier):
+    """x -> the classifier's penultimate (`avgpool`) features, batched."""
+    model = feature_model(classifier)
+    return lambda x: model.predict(x, verbose=0, batch_size=64)
+
+
 def _mean_sd(values) -> str:
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
     if not len(v):
@@ -214,15 +220,13 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
 
     # 6-7. Quality and memorisation, on the baseline classifier's features.
     quality, memo = {}, {}
-    base = [c for c in cells if c["method"] == "baseline" and Path(c["weights"]).is_file()]
+    base = sorted((c for c in cells if c["method"] == "baseline" and Path(c["weights"]).is_file()),
+                  key=lambda c: c["seed"])
     if generators and base:
         log("report: image quality and memorisation")
-        ref = min(base, key=lambda c: c["seed"])
+        ref = base[0]
         classifier = _load_classifier(ref, image_size)
-        feats = feature_model(classifier)
-
-        def f(x):
-            return feats.predict(x, verbose=0, batch_size=64)
+        f = _features(classifier)
 
         real_train = x_train[y_train == minority]
         real_test = x_test[y_test == minority]
@@ -238,12 +242,8 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
         # The spread of the Frechet distance: one value per baseline seed, each with its own
         # feature extractor and its own fresh generated sample, so the sd covers both.
         frechet_by_seed = {name: [q["frechet"]] for name, q in quality.items()}
-        for other in sorted(base, key=lambda c: c["seed"])[1:]:
-            other_feats = feature_model(_load_classifier(other, image_size))
-
-            def g_feats(x, model=other_feats):
-                return model.predict(x, verbose=0, batch_size=64)
-
+        for other in base[1:]:
+            g_feats = _features(_load_classifier(other, image_size))
             o_train = g_feats(real_train)
             frechet_by_seed["real train vs real test"].append(frechet_distance(o_train, g_feats(real_test)))
             for g in generators:
@@ -251,7 +251,7 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
                 frechet_by_seed[g].append(frechet_distance(o_train, g_feats(fresh)))
         for name, values in frechet_by_seed.items():
             quality[name]["frechet_per_feature_seed"] = values
-        fd_seeds = [c["seed"] for c in sorted(base, key=lambda c: c["seed"])]
+        fd_seeds = [c["seed"] for c in base]
         label_acc = {}
         for g in generators:
             if g == "dcgan":
