@@ -30,10 +30,10 @@ demo: install  ## install, then the whole chain on the bundled sample with the t
 	$(PY) -m keras_cxr generate --generator $(DEMO_OUT)/models/cdcgan_a050/1 --n 16 --label 1 --seed $(SEED) --out $(DEMO_OUT)/generated
 	@echo "demo done: $(DEMO_OUT)/results.md and $(DEMO_OUT)/report.md"
 
-test:  ## run the whole test suite (tiny preset, small data; a few minutes)
+test: install  ## run the whole test suite (tiny preset, small data; a few minutes)
 	$(PY) -m pytest -q -p no:cacheprovider
 
-test-fast:  ## tests without the slow end-to-end ones
+test-fast: install  ## tests without the slow end-to-end ones
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 data-summary:  ## counts, image modes and duplicates of DATA
