@@ -63,3 +63,13 @@ def test_weights_load_across_gradient_paths(tmp_path):
     built_on_gpu.load_weights(tmp_path / "w.weights.h5")
     for a, b in zip(trained_on_cpu.weights, built_on_gpu.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_default_path_follows_the_calibration():
+    from keras_cxr.classify.fast_conv import stock_input_grad_is_slow
+
+    slow = stock_input_grad_is_slow()
+    assert isinstance(slow, bool) and stock_input_grad_is_slow() is slow  # measured once per process
+    model = build_resnet18(32)
+    layer = model.get_layer("layer4_block2_conv1")
+    assert isinstance(layer, FastGradConv2D) and layer.fast_input_grad == slow

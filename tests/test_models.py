@@ -27,7 +27,7 @@ def test_paper_generator_128():
         ("up3_leaky_relu", "LeakyReLU", (64, 64, 128)),
         ("up4_conv_transpose", "Conv2DTranspose", (128, 128, 128)),
         ("up4_leaky_relu", "LeakyReLU", (128, 128, 128)),
-        ("output_conv", "Conv2D", (128, 128, 1)),
+        ("output_conv", "SingleFilterConv2D", (128, 128, 1)),
     ]
     assert g.count_params() == 1_879_681
     for i in range(1, 5):

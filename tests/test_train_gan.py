@@ -62,6 +62,15 @@ def test_rerun_with_other_settings_is_refused(tmp_path, tiny_data):
         train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2"]), tmp_path, manifest=tiny_data, verbose=0)
 
 
+def test_resume_may_switch_xla(tmp_path, tiny_data):
+    # XLA changes how the step runs, not what it computes: a run started with it may resume without.
+    train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2", "gan.jit_compile=true"]), tmp_path,
+              manifest=tiny_data, verbose=0, max_epochs=1)
+    done = train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2", "gan.jit_compile=false"]), tmp_path,
+                     manifest=tiny_data, verbose=0)
+    assert done["epochs"] == 2
+
+
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
     config = load_preset("tiny", ["gan.cdcgan_epochs=3"])
     train_gan("cdcgan", config, tmp_path, manifest=tiny_data, verbose=0, max_epochs=1)

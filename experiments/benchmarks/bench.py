@@ -34,12 +34,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_cxr.classify import build_resnet18  # noqa: E402
+from keras_cxr.classify.fast_conv import stock_input_grad_is_slow  # noqa: E402
 from keras_cxr.config import load_preset  # noqa: E402
 from keras_cxr.data.pipeline import make_dataset  # noqa: E402
 from keras_cxr.gan import build_discriminator, build_generator  # noqa: E402
 from keras_cxr.gan.export import export_generator  # noqa: E402
 from keras_cxr.gan.train import build_gan  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
+from keras_cxr.optimizers import FusedAdam  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -78,36 +80,82 @@ def timed(fn, repeats: int) -> float:
     return (time.perf_counter() - t) / repeats
 
 
-def matmul_flops(sizes=(1024, 2048, 4096), seconds: float = 2.0) -> float:
-    """The best fp32 matmul rate over square sizes: the machine's reachable FLOP/s. (1024 alone
-    under-reads it: single conv layers ran faster than a 1024 matmul on this CPU.)"""
-    best = 0.0
+def interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured in `rounds` rounds that call every function
+    once, in an order that rotates each round. On a shared VM whose speed drifts (this one moved
+    2x within minutes), a slow phase then hits every candidate alike, and ratios of medians hold."""
+    names = list(fns)
+    for name in names:  # warm-up: tracing, first-call allocation, oneDNN primitive caches
+        fns[name]()
+        fns[name]()
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def summary(seconds: list[float]) -> dict:
+    q1, med, q3 = np.percentile(seconds, [25, 50, 75])
+    return {"median_s": float(med), "q1_s": float(q1), "q3_s": float(q3), "rounds": len(seconds)}
+
+
+def matmul_size(sizes=(1024, 2048, 4096)) -> int:
+    """The square size with the best fp32 matmul rate here. (1024 alone under-reads this CPU:
+    single conv layers ran faster than a 1024 matmul.)"""
+    rates = {}
     for n in sizes:
-        a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
-        mm = tf.function(lambda a=a, b=b: tf.reduce_sum(tf.matmul(a, b)))
-        once = timed(lambda: mm().numpy(), 1)
-        best = max(best, 2 * n ** 3 / timed(lambda: mm().numpy(), max(3, int(seconds / once))))
-    return best
+        fn = matmul_fn(n)
+        rates[n] = 2 * n ** 3 / timed(fn, 3)
+    return max(rates, key=rates.get)
+
+
+def matmul_fn(n: int):
+    a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
+    mm = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    return lambda: mm().numpy()
+
+
+def matmul_flops(sizes=(1024, 2048, 4096)) -> float:
+    """The best fp32 matmul FLOP/s over square sizes: the machine's reachable rate."""
+    n = matmul_size(sizes)
+    return 2 * n ** 3 / timed(matmul_fn(n), 5)
+
+
+def _train_function_step(model, ds, sync_metric: str):
+    """One call = one training step, run by the same compiled function `fit` calls per step
+    (steps_per_execution=1), synchronised by reading a metric. Timing steps this way leaves out
+    fit's per-call start-up (iterator, callbacks), which a short timed `fit` would charge to a
+    handful of steps."""
+    model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
+    fn, it = model.make_train_function(), iter(ds)
+    return lambda: float(fn(it)[sync_metric])
+
+
+def gan_step_fn(config, batch: int, jit: bool, fast_kernels: bool):
+    """Our GAN.train_step (DCGAN) as one callable step; `fast_kernels`: keras_cxr's generator
+    output-conv kernels and fused Adam, or Keras' stock ops for both."""
+    config = load_preset(config.name, [f"gan.batch_size={batch}", f"gan.jit_compile={str(jit).lower()}"])
+    gan = build_gan("dcgan", config, fast_output_conv=fast_kernels, fused_adam=fast_kernels)
+    x = tf.random.uniform([batch // 2, config.image_size, config.image_size, 1])
+    ds = tf.data.Dataset.from_tensors((x, tf.ones([batch // 2], tf.int32))).repeat()
+    return _train_function_step(gan, ds, "g_loss")
 
 
 def gan_ours(config, batch: int, steps: int, jit: bool) -> float:
-    """Seconds per step of GAN.train_step run by fit."""
-    config = load_preset(config.name, [f"gan.batch_size={batch}", f"gan.jit_compile={str(jit).lower()}"])
-    gan = build_gan("dcgan", config)
-    size = config.image_size
-    x = tf.random.uniform([batch // 2, size, size, 1])
-    ds = tf.data.Dataset.from_tensors((x, tf.ones([batch // 2], tf.int32))).repeat()
-    gan.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
-    t = time.perf_counter()
-    gan.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    return (time.perf_counter() - t) / steps
+    """Median seconds per step of our GAN.train_step as the preset trains it (CPU kernels auto)."""
+    step = gan_step_fn(config, batch, jit, fast_kernels=not tf.config.list_logical_devices("GPU"))
+    return summary(interleaved({"gan": step}, steps)["gan"])["median_s"]
 
 
-def gan_reference(config, batch: int, steps: int) -> float:
-    """Seconds per step of the codes' loop: D.train_on_batch(real), D.train_on_batch(G.predict(z)),
-    combined.train_on_batch(z, ones), with D frozen in the combined model (timing semantics)."""
+def gan_reference_fn(config, batch: int):
+    """The codes' loop as one callable step: D.train_on_batch(real), D.train_on_batch(G.predict(z)),
+    combined.train_on_batch(z, ones), with D frozen in the combined model (timing semantics), on
+    the same architecture with Keras' stock layers."""
     g = config.gan
-    gen = build_generator(config.image_size, g.latent_dim, g.filters)
+    gen = build_generator(config.image_size, g.latent_dim, g.filters, fast_output_conv=False)
     disc = build_discriminator(config.image_size, g.filters)
     disc.compile(keras.optimizers.Adam(g.learning_rate, beta_1=0.5), "binary_crossentropy")
     half = batch // 2
@@ -125,19 +173,28 @@ def gan_reference(config, batch: int, steps: int) -> float:
         disc.train_on_batch(fake, np.zeros((half, 1)))
         combined.train_on_batch(rng.standard_normal((batch, g.latent_dim)).astype("float32"), np.ones((batch, 1)))
 
-    return timed(step, steps)
+    return step
 
 
-def resnet_step(size: int, batch: int, steps: int, fast: bool) -> float:
+def resnet_step_fn(size: int, batch: int, ours: bool):
+    """One ResNet18 training step (Adam, BCE on one-hot labels) as one callable. ours=True: as
+    keras_cxr trains it here (its default kernels: fused batch norm, fused Adam, the conv input
+    gradient chosen by calibration); False: the stock Keras layers and Adam."""
     keras.utils.set_random_seed(0)
-    model = build_resnet18(size, fast_input_grad=fast)
-    model.compile(keras.optimizers.Adam(4e-3), "binary_crossentropy")
+    if ours:
+        model = build_resnet18(size)
+        model.compile(FusedAdam(4e-3), "binary_crossentropy")
+    else:
+        model = build_resnet18(size, fast_input_grad=False, fused_bn=False)
+        model.compile(keras.optimizers.Adam(4e-3), "binary_crossentropy")
     x = tf.random.uniform([batch, size, size, 1])
     ds = tf.data.Dataset.from_tensors((x, tf.one_hot(tf.zeros([batch], tf.int32), 2))).repeat()
-    model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
-    t = time.perf_counter()
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    return (time.perf_counter() - t) / steps
+    return _train_function_step(model, ds, "loss")
+
+
+def resnet_step(size: int, batch: int, steps: int, ours: bool = True) -> float:
+    """Median seconds per ResNet18 training step."""
+    return summary(interleaved({"resnet": resnet_step_fn(size, batch, ours)}, steps)["resnet"])["median_s"]
 
 
 def pipeline_rate(size: int, batch: int, n: int = 2048) -> float:
@@ -150,89 +207,136 @@ def pipeline_rate(size: int, batch: int, n: int = 2048) -> float:
     return seen / (time.perf_counter() - t)
 
 
-def generation(config, n: int = 512) -> tuple[float, float]:
+def generation_fns(config, tmp: Path, n: int = 512) -> dict:
+    """Generating n images through the exported SavedModel signature and through `predict`."""
     g = config.gan
     gen = build_generator(config.image_size, g.latent_dim, g.filters)
     z = np.random.default_rng(0).standard_normal((n, g.latent_dim)).astype("float32")
-    in_process = n / timed(lambda: gen.predict(z, batch_size=256, verbose=0), 3)
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "g" / "1"
-        export_generator(gen, path, {"kind": "dcgan", "latent_dim": g.latent_dim, "pixel_range": g.pixel_range,
-                                     "generated_label": 1, "image_size": config.image_size})
-        serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-        zt = tf.constant(z)
-        saved = n / timed(lambda: [serve(latent=zt[i:i + 256])["images"].numpy() for i in range(0, n, 256)], 3)
-    return saved, in_process
+    path = tmp / "g" / "1"
+    export_generator(gen, path, {"kind": "dcgan", "latent_dim": g.latent_dim, "pixel_range": g.pixel_range,
+                                 "generated_label": 1, "image_size": config.image_size})
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    zt = tf.constant(z)
+    return {"savedmodel": lambda: [serve(latent=zt[i:i + 256])["images"].numpy() for i in range(0, n, 256)],
+            "predict": lambda: gen.predict(z, batch_size=256, verbose=0)}
+
+
+def _ms(stats: dict) -> str:
+    return f"{stats['median_s'] * 1e3:.0f} [{stats['q1_s'] * 1e3:.0f}-{stats['q3_s'] * 1e3:.0f}]"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=12, help="interleaved rounds per comparison (quick)")
     p.add_argument("--paper", action="store_true", help="also the paper architecture (128x128; slow on a CPU)")
     args = p.parse_args()
+    on_gpu = bool(tf.config.list_logical_devices("GPU"))
     out = {"host": {"machine": platform.machine(), "cpu_model": cpu_model(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))}}
-    peak = matmul_flops()
-    out["matmul_flops"] = peak
-    print(f"matmul: {peak / 1e9:.1f} GFLOP/s", flush=True)
-    presets = ["quick"] + (["paper"] if args.paper else [])
+                    "tensorflow": tf.__version__, "keras": keras.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))},
+           "rounds": args.rounds, "matmul_n": matmul_size()}
+    mm, n = matmul_fn(out["matmul_n"]), out["matmul_n"]
+    print(f"matmul size {n}", flush=True)
     out["gan"], out["resnet18"], out["pipeline"], out["generation"] = [], [], [], []
-    for name in presets:
+
+    def measure(fns: dict, rounds: int) -> tuple[dict, float]:
+        times = interleaved({**fns, "matmul": mm}, rounds)
+        peak = 2 * n ** 3 / summary(times.pop("matmul"))["median_s"]
+        return {k: summary(v) for k, v in times.items()}, peak
+
+    for name in ["quick"] + (["paper"] if args.paper else []):
         config = load_preset(name)
-        size = config.image_size
+        size, rounds = config.image_size, args.rounds if name == "quick" else max(3, args.rounds // 4)
         g_flops = forward_flops(build_generator(size, config.gan.latent_dim, config.gan.filters))
         d_flops = forward_flops(build_discriminator(size, config.gan.filters))
         for batch in (32, 128):
             half = batch // 2
             step_flops = half * 3 * d_flops * 2 + half * g_flops + batch * (3 * g_flops + 2 * d_flops)
-            steps = args.steps if name == "quick" else 2
-            ref = gan_reference(config, batch, steps)
-            row = {"preset": name, "batch": batch, "reference_s": ref, "step_flops": step_flops}
-            for jit in (False, True):
-                ours = gan_ours(config, batch, steps, jit)
-                row[f"ours_xla_{'on' if jit else 'off'}_s"] = ours
-            best = min(row["ours_xla_off_s"], row["ours_xla_on_s"])
-            row.update({"speedup_vs_reference": ref / best, "real_images_per_s": half / best,
-                        "share_of_matmul": step_flops / best / peak})
+            stats, peak = measure({
+                "reference": gan_reference_fn(config, batch),
+                "ours_stock_kernels": gan_step_fn(config, batch, jit=False, fast_kernels=False),
+                "ours_fast_kernels": gan_step_fn(config, batch, jit=False, fast_kernels=True),
+                "ours_fast_kernels_xla": gan_step_fn(config, batch, jit=True, fast_kernels=True),
+            }, rounds)
+            # "ours" is what `train-gan` runs with this preset on this machine.
+            trained = f"ours_{'stock' if on_gpu else 'fast'}_kernels{'_xla' if config.gan.jit_compile else ''}"
+            ours = stats[trained]["median_s"]
+            ref = stats["reference"]["median_s"]
+            row = {"preset": name, "batch": batch, "step_flops": step_flops, "matmul_flops": peak, "seconds": stats,
+                   "trained_variant": trained, "speedup_vs_reference": ref / ours, "real_images_per_s": half / ours,
+                   "share_of_matmul": step_flops / ours / peak,
+                   "variants": {k: {"vs_reference": ref / v["median_s"], "share_of_matmul": step_flops / v["median_s"] / peak}
+                                for k, v in stats.items()}}
             out["gan"].append(row)
-            print(row, flush=True)
+            print({k: row[k] for k in ("preset", "batch", "trained_variant", "speedup_vs_reference", "share_of_matmul")}, flush=True)
         rn_flops = forward_flops(build_resnet18(size))
         for batch in (32, 128):
-            steps = args.steps if name == "quick" else 2
-            plain = resnet_step(size, batch, steps, fast=False)
-            ours = resnet_step(size, batch, steps, fast=True)
-            row = {"preset": name, "batch": batch, "plain_fit_s": plain, "ours_s": ours, "speedup": plain / ours,
-                   "images_per_s": batch / ours, "share_of_matmul": 3 * rn_flops * batch / ours / peak}
+            stats, peak = measure({"plain_fit": resnet_step_fn(size, batch, ours=False),
+                                   "ours": resnet_step_fn(size, batch, ours=True)}, rounds)
+            ours = stats["ours"]["median_s"]
+            row = {"preset": name, "batch": batch, "matmul_flops": peak, "seconds": stats,
+                   "fast_input_grad": not on_gpu and stock_input_grad_is_slow(), "speedup": stats["plain_fit"]["median_s"] / ours,
+                   "images_per_s": batch / ours, "share_of_matmul": 3 * rn_flops * batch / ours / peak,
+                   "plain_share_of_matmul": 3 * rn_flops * batch / stats["plain_fit"]["median_s"] / peak}
             out["resnet18"].append(row)
-            print(row, flush=True)
+            print({k: row[k] for k in ("preset", "batch", "speedup", "share_of_matmul")}, flush=True)
             if batch == 32:
                 rate = pipeline_rate(size, 32)
                 out["pipeline"].append({"preset": name, "pipeline_images_per_s": rate, "classifier_images_per_s": batch / ours,
                                         "ratio": rate / (batch / ours)})
                 print(out["pipeline"][-1], flush=True)
-        saved, in_process = generation(config)
-        out["generation"].append({"preset": name, "savedmodel_images_per_s": saved, "predict_images_per_s": in_process,
-                                  "ratio": saved / in_process})
-        print(out["generation"][-1], flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            stats = {k: summary(v) for k, v in interleaved(generation_fns(config, Path(tmp)), max(3, rounds // 2)).items()}
+        out["generation"].append({"preset": name, "images": 512, "seconds": stats,
+                                  "savedmodel_images_per_s": 512 / stats["savedmodel"]["median_s"],
+                                  "predict_images_per_s": 512 / stats["predict"]["median_s"],
+                                  "ratio": stats["predict"]["median_s"] / stats["savedmodel"]["median_s"]})
+        print({k: v for k, v in out["generation"][-1].items() if k != "seconds"}, flush=True)
     write_json(RESULTS / "bench.json", out)
+    write_text(RESULTS / "bench.md", markdown(out, args))
+    print(f"wrote {RESULTS / 'bench.md'}")
+
+
+def markdown(out: dict, args) -> str:
     h = out["host"]
-    md = ["# keras_cxr benchmarks\n", f"`make bench` (`python experiments/benchmarks/bench.py --steps {args.steps}`"
-          f"{' --paper' if args.paper else ''}); {h['cpus']} CPUs ({h['machine']}), TensorFlow {h['tensorflow']}, "
-          f"{h['gpus']} GPUs, CPU model {h['cpu_model']}. All rows from one process run. fp32 matmul: {peak / 1e9:.1f} GFLOP/s.\n",
+    md = ["# keras_cxr benchmarks\n",
+          f"`make bench` (`python experiments/benchmarks/bench.py --rounds {args.rounds}{' --paper' if args.paper else ''}`); "
+          f"{h['cpus']} CPUs ({h['machine']}, {h['cpu_model']}), {h['gpus']} GPUs, TensorFlow {h['tensorflow']}, Keras {h['keras']}. "
+          "One process run. Every comparison is interleaved: each round runs one step of every candidate and one "
+          f"{out['matmul_n']}x{out['matmul_n']} fp32 matmul (the best square size here), in rotating order; times are "
+          "medians over the rounds with the interquartile range in brackets, in ms, and ratios and matmul shares are "
+          "taken from those medians. Steps run through the compiled function `fit` calls per step.\n",
           "## GAN training step (DCGAN architecture)\n",
-          "| preset | batch | reference loop s/step | ours s/step (XLA off / on) | ours vs reference | real images/s | share of matmul FLOP/s |",
-          "|---|---|---|---|---|---|---|"]
-    md += [f"| {r['preset']} | {r['batch']} | {r['reference_s']:.3f} | {r['ours_xla_off_s']:.3f} / {r['ours_xla_on_s']:.3f} | "
-           f"{r['speedup_vs_reference']:.2f}x | {r['real_images_per_s']:.1f} | {r['share_of_matmul']:.0%} |" for r in out["gan"]]
-    md += ["", "## ResNet18 training step\n", "| preset | batch | plain fit s/step | ours s/step | speedup | images/s | share of matmul FLOP/s |",
-           "|---|---|---|---|---|---|---|"]
-    md += [f"| {r['preset']} | {r['batch']} | {r['plain_fit_s']:.3f} | {r['ours_s']:.3f} | {r['speedup']:.2f}x | "
-           f"{r['images_per_s']:.1f} | {r['share_of_matmul']:.0%} |" for r in out["resnet18"]]
+          "Reference: the codes' loop (`D.train_on_batch` real, `D.train_on_batch(G.predict(z))`, combined "
+          "`train_on_batch`) with Keras' stock layers and Adam. Ours: `GAN.train_step`, with the same stock ops, with "
+          "keras_cxr's kernels (generator output conv `keras_cxr.gan.fast_conv`, fused Adam), and with those plus XLA. "
+          "**Bold**: the variant `train-gan` runs with that preset on this machine.\n",
+          "| preset | batch | matmul GFLOP/s | reference ms | ours, stock kernels | ours, fast kernels | ours, fast kernels + XLA | trained variant vs reference | real images/s | GFLOP/s | share of matmul |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in out["gan"]:
+        cells = []
+        for k in ("ours_stock_kernels", "ours_fast_kernels", "ours_fast_kernels_xla"):
+            v = r["variants"][k]
+            cell = f"{_ms(r['seconds'][k])}: {v['vs_reference']:.2f}x, {v['share_of_matmul']:.0%}"
+            cells.append(f"**{cell}**" if k == r["trained_variant"] else cell)
+        md.append(f"| {r['preset']} | {r['batch']} | {r['matmul_flops'] / 1e9:.0f} | {_ms(r['seconds']['reference'])} | "
+                  + " | ".join(cells) + f" | {r['speedup_vs_reference']:.2f}x | {r['real_images_per_s']:.1f} | "
+                  f"{r['share_of_matmul'] * r['matmul_flops'] / 1e9:.0f} | {r['share_of_matmul']:.0%} |")
+    md += ["", "## ResNet18 training step\n",
+           "Plain: the stock Keras layers and Adam, as `fit` runs them. Ours: as `evaluate-all` trains it on this "
+           "machine: fused batch norm (`keras_cxr.classify.fast_bn`), fused Adam (`keras_cxr.optimizers`), and the "
+           "conv input gradient as a forward convolution when no GPU is visible and a one-off calibration finds "
+           "the stock kernel slow (the last column says which path it took).\n",
+           "| preset | batch | matmul GFLOP/s | plain ms | ours ms | ours vs plain | images/s | share of matmul (plain / ours) | ours' input gradient |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    md += [f"| {r['preset']} | {r['batch']} | {r['matmul_flops'] / 1e9:.0f} | {_ms(r['seconds']['plain_fit'])} | {_ms(r['seconds']['ours'])} | "
+           f"{r['speedup']:.2f}x | {r['images_per_s']:.1f} | {r['plain_share_of_matmul']:.0%} / {r['share_of_matmul']:.0%} | "
+           f"{'forward-conv rewrite' if r['fast_input_grad'] else 'stock'} |"
+           for r in out["resnet18"]]
     md += ["", "## Input pipeline vs classifier (batch 32)\n", "| preset | pipeline images/s | classifier images/s | ratio |", "|---|---|---|---|"]
     md += [f"| {r['preset']} | {r['pipeline_images_per_s']:.0f} | {r['classifier_images_per_s']:.1f} | {r['ratio']:.1f}x |" for r in out["pipeline"]]
-    md += ["", "## Generation\n", "| preset | SavedModel images/s | in-process predict images/s | ratio |", "|---|---|---|---|"]
+    md += ["", "## Generation (512 images, chunks of 256)\n", "| preset | SavedModel images/s | in-process predict images/s | ratio |", "|---|---|---|---|"]
     md += [f"| {r['preset']} | {r['savedmodel_images_per_s']:.0f} | {r['predict_images_per_s']:.0f} | {r['ratio']:.2f} |" for r in out["generation"]]
-    write_text(RESULTS / "bench.md", "\n".join(md) + "\n")
+    return "\n".join(md) + "\n"
 
 
 if __name__ == "__main__":

@@ -1,75 +1,81 @@
-"""ResNet18 train-step time with TensorFlow's stock conv input gradient vs keras_cxr's
-forward-convolution one (FastGradConv2D), measured in the same run. Writes
-results/resnet18_step.{json,md}. Not a test: numbers depend on the host.
+"""ResNet18 training step, kernel by kernel: what each of keras_cxr's CPU kernels adds, measured
+interleaved in one run (bench.py's method). Writes results/resnet18_step.{json,md}. Not a test:
+numbers depend on the host.
 
-    python experiments/benchmarks/resnet18_step.py [--sizes 64 128] [--batch 32] [--steps 10]
+    python experiments/benchmarks/resnet18_step.py [--sizes 64 128] [--batch 32] [--rounds 12]
+
+Variants, each adding one kernel to the previous:
+  stock         Keras' BatchNormalization and Adam, TensorFlow's conv input gradient
+  +fused BN     keras_cxr.classify.fast_bn.FusedBatchNormalization
+  +fused Adam   keras_cxr.optimizers.FusedAdam
+  +conv grad    keras_cxr.classify.fast_conv input gradient as a forward convolution
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
-import time
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the sibling bench.py
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import bench  # noqa: E402
 from keras_cxr.classify import build_resnet18  # noqa: E402
+from keras_cxr.classify.fast_conv import stock_input_grad_is_slow  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
+from keras_cxr.optimizers import FusedAdam  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = {  # name: (fused batch norm, fused Adam, conv input-gradient rewrite)
+    "stock": (False, False, False),
+    "+fused BN": (True, False, False),
+    "+fused Adam": (True, True, False),
+    "+conv grad": (True, True, True),
+}
 
 
-def step_ms(size: int, batch: int, steps: int, fast: bool) -> float:
+def step_fn(size: int, batch: int, fused_bn: bool, fused_adam: bool, fast_grad: bool):
     keras.utils.set_random_seed(0)
-    model = build_resnet18(size, fast_input_grad=fast)
-    opt = keras.optimizers.Adam(4e-3)
-    loss_fn = keras.losses.BinaryCrossentropy()
+    model = build_resnet18(size, fast_input_grad=fast_grad, fused_bn=fused_bn)
+    model.compile(FusedAdam(4e-3, fused=fused_adam), "binary_crossentropy")
     x = tf.random.uniform([batch, size, size, 1])
-    y = tf.one_hot(tf.random.uniform([batch], 0, 2, tf.int32), 2)
-
-    @tf.function
-    def train_step():
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
-
-    train_step()
-    train_step()
-    t = time.perf_counter()
-    for _ in range(steps):
-        train_step()
-    return (time.perf_counter() - t) / steps * 1000
+    ds = tf.data.Dataset.from_tensors((x, tf.one_hot(tf.zeros([batch], tf.int32), 2))).repeat()
+    return bench._train_function_step(model, ds, "loss")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=12)
     args = p.parse_args()
     rows = []
     for size in args.sizes:
-        stock = step_ms(size, args.batch, args.steps, fast=False)
-        fast = step_ms(size, args.batch, args.steps, fast=True)
-        rows.append({"size": size, "batch": args.batch, "stock_ms": round(stock, 1), "fast_ms": round(fast, 1),
-                     "speedup": round(stock / fast, 2), "fast_images_per_s": round(args.batch / fast * 1000, 1)})
-        print(rows[-1], flush=True)
-    host = {"machine": platform.machine(), "cpus": os.cpu_count(), "tensorflow": tf.__version__,
-            "gpus": len(tf.config.list_physical_devices("GPU"))}
-    write_json(RESULTS / "resnet18_step.json", {"rows": rows, "host": host, "steps": args.steps})
-    write_text(RESULTS / "resnet18_step.md", "# ResNet18 train step: stock vs fast conv input gradient\n\n"
-               f"`python experiments/benchmarks/resnet18_step.py`; {host['cpus']} CPUs ({host['machine']}), "
-               f"TensorFlow {host['tensorflow']}, {host['gpus']} GPUs; mean of {args.steps} steps after 2 warm-up "
-               f"steps, both variants in the same run.\n\n| input | batch | stock ms/step | fast ms/step | speedup | "
-               "fast images/s |\n|---|---|---|---|---|---|\n" + "".join(
-                   f"| {r['size']}x{r['size']} | {r['batch']} | {r['stock_ms']} | {r['fast_ms']} | {r['speedup']}x | "
-                   f"{r['fast_images_per_s']} |\n" for r in rows))
+        times = bench.interleaved({name: step_fn(size, args.batch, *flags) for name, flags in VARIANTS.items()}, args.rounds)
+        stats = {name: bench.summary(t) for name, t in times.items()}
+        stock = stats["stock"]["median_s"]
+        rows.append({"size": size, "batch": args.batch, "seconds": stats,
+                     "speedup_vs_stock": {name: stock / s["median_s"] for name, s in stats.items()}})
+        print({name: f"{s['median_s'] * 1e3:.0f} ms" for name, s in stats.items()}, flush=True)
+    host = {"cpu_model": bench.cpu_model(), "cpus": os.cpu_count(), "tensorflow": tf.__version__,
+            "gpus": len(tf.config.list_physical_devices("GPU")), "calibration_picks_conv_grad": stock_input_grad_is_slow()}
+    write_json(HERE / "results" / "resnet18_step.json", {"host": host, "rounds": args.rounds, "rows": rows})
+    md = ["# ResNet18 train step, kernel by kernel", "",
+          f"`python experiments/benchmarks/resnet18_step.py --rounds {args.rounds}`; {host['cpus']} CPUs ({host['cpu_model']}), "
+          f"TensorFlow {host['tensorflow']}, {host['gpus']} GPUs; one run, variants interleaved (bench.py's method); "
+          "median ms per step [interquartile range] and speed-up over stock. Each variant adds one kernel to the one "
+          f"before. On this machine the calibration {'takes' if host['calibration_picks_conv_grad'] else 'does not take'} "
+          "the conv input-gradient rewrite by default.", "",
+          "| input | batch | " + " | ".join(VARIANTS) + " |", "|---|---|" + "---|" * len(VARIANTS)]
+    md += [f"| {r['size']}x{r['size']} | {r['batch']} | " + " | ".join(
+        f"{bench._ms(r['seconds'][n])}: {r['speedup_vs_stock'][n]:.2f}x" for n in VARIANTS) + " |" for r in rows]
+    write_text(HERE / "results" / "resnet18_step.md", "\n".join(md) + "\n")
+    print(f"wrote {HERE / 'results' / 'resnet18_step.md'}")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,25 @@ batch, whose forward pass takes ~1 ms. Mathematically dx is a stride-1 convoluti
 upstream gradient, dilated by the stride and padded by k - 1, with the kernel rotated 180 degrees
 and its channel axes swapped; TensorFlow's forward kernel computes that 5x faster. The result is
 the same gradient (tests check it against tf.GradientTape on the stock op).
+
+Whether the stock kernel is slow depends on the CPU: on the AMD EPYC host of 2026-11-26 it took
+~9 ms for that conv, as fast as the rewrite, which made the whole step 4-6% slower there.
+`stock_input_grad_is_slow` measures it once per process, and `build_resnet18` takes the rewrite
+only where it wins.
 """
 
 from __future__ import annotations
 
+import functools
+import time
+
 import keras
 import tensorflow as tf
+
+# The calibration conv: ResNet18's deepest 3x3, 512 -> 512 at 4x4 (2x2 out), batch 16, where
+# the stock kernel was pathological. The rewrite is taken when it is this many times faster.
+_CALIBRATION_SHAPE = (16, 4, 4, 512)
+_MIN_SPEEDUP = 1.5
 
 
 def conv_input_grad(dy, kernel, input_shape, stride: int):
@@ -29,6 +42,29 @@ def conv_input_grad(dy, kernel, input_shape, stride: int):
     dy = tf.pad(dy, [[0, 0], [k - 1, k - 1 + extra_h], [k - 1, k - 1 + extra_w], [0, 0]])
     rotated = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
     return tf.nn.conv2d(dy, rotated, 1, "VALID")
+
+
+@functools.lru_cache(maxsize=1)
+def stock_input_grad_is_slow() -> bool:
+    """Times the stock input-gradient kernel against the forward-convolution rewrite on one
+    calibration conv (best of 3 after a warm-up, ~0.5 s once per process)."""
+    x = tf.random.stateless_normal(_CALIBRATION_SHAPE, [0, 1])
+    kernel = tf.random.stateless_normal([3, 3, 512, 512], [0, 2])
+    dy = tf.random.stateless_normal([_CALIBRATION_SHAPE[0], 2, 2, 512], [0, 3])
+    stock = tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
+        input_sizes=tf.shape(x), filter=kernel, out_backprop=dy, strides=[1, 1, 1, 1], padding="VALID"))
+    rewrite = tf.function(lambda: conv_input_grad(dy, kernel, tf.shape(x), 1))
+
+    def best(fn):
+        fn().numpy()
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fn().numpy()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    return best(stock) > _MIN_SPEEDUP * best(rewrite)
 
 
 def conv2d_fast_input_grad(x, kernel, stride: int):

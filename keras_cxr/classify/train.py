@@ -16,6 +16,7 @@ from keras_cxr.config import METHODS, Config
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.evaluate.metrics import binary_metrics
 from keras_cxr.io_utils import atomic_path, write_json
+from keras_cxr.optimizers import FusedAdam
 from keras_cxr.resample import (ClassWeights, GANOversample, NoResampling, PixelSMOTE, RandomOversample,
                                 RandomUndersample)
 
@@ -81,7 +82,7 @@ class ClassifierSession:
         self.image_size, self.imagenet_weights = config.image_size, imagenet_weights
         self.model = build_resnet18(config.image_size)
         self.model.compile(
-            optimizer=keras.optimizers.Adam(c.learning_rate, beta_1=c.beta_1, beta_2=c.beta_2),
+            optimizer=FusedAdam(c.learning_rate, beta_1=c.beta_1, beta_2=c.beta_2),
             loss=keras.losses.BinaryCrossentropy(),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )

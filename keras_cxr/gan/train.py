@@ -32,6 +32,7 @@ from keras_cxr.gan.gan import GAN
 from keras_cxr.gan.generator import build_generator
 from keras_cxr.gan.grid import save_grid
 from keras_cxr.io_utils import atomic_path, write_json
+from keras_cxr.optimizers import FusedAdam
 
 LOG_FIELDS = ("epoch", "d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake", "epoch_s", "images_per_s")
 
@@ -45,17 +46,21 @@ def run_name(kind: str, alpha: float | None = None) -> str:
     return "dcgan" if kind == "dcgan" else f"cdcgan_a{round(alpha * 100):03d}"
 
 
-def build_gan(kind: str, config: Config, alpha: float = 0.5) -> GAN:
-    """The preset's DCGAN or cDCGAN, compiled with the paper's optimizers and BCE loss."""
+def build_gan(kind: str, config: Config, alpha: float = 0.5, fast_output_conv: bool | None = None,
+              fused_adam: bool = True) -> GAN:
+    """The preset's DCGAN or cDCGAN, compiled with the paper's optimizers and BCE loss.
+    `fast_output_conv`: see `build_generator` (None: on when no GPU is visible); `fused_adam`:
+    Adam's update as one fused kernel (`keras_cxr.optimizers.FusedAdam`, same numbers)."""
     g = config.gan
     conditional = kind == "cdcgan"
     keras.utils.set_random_seed(g.seed)  # weight init
-    generator = build_generator(config.image_size, g.latent_dim, g.filters, conditional, embedding_dim=g.embedding_dim)
+    generator = build_generator(config.image_size, g.latent_dim, g.filters, conditional, embedding_dim=g.embedding_dim,
+                                fast_output_conv=fast_output_conv)
     discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator, embedding_dim=g.embedding_dim)
     gan = GAN(generator, discriminator, g.latent_dim, conditional, alpha, g.seed, name=f"{kind}_gan")
     gan.compile(
-        d_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2),
-        g_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2),
+        d_optimizer=FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=fused_adam),
+        g_optimizer=FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=fused_adam),
         loss_fn=keras.losses.BinaryCrossentropy(),
         jit_compile=g.jit_compile,
     )
@@ -104,6 +109,14 @@ def load_checkpoint(gan: GAN, path: Path) -> int:
                     raise KerasCXRError(f"checkpoint {path} does not match the model ({key}); start a new --out")
                 v.assign(ckpt[key])
         return int(ckpt["epoch"])
+
+
+def _run_identity(run_config: dict) -> dict:
+    """What a resumed run must share with its start: everything but how the step is executed
+    (XLA compiles the same algorithm; the quick preset switched it off after a measurement)."""
+    identity = json.loads(json.dumps(run_config))
+    identity.get("preset", {}).get("gan", {}).pop("jit_compile", None)
+    return identity
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
@@ -253,7 +266,7 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
     config_path = run_dir / "config.json"
     if config_path.exists():
         previous = json.loads(config_path.read_text())
-        if previous != json.loads(json.dumps(run_config)):
+        if _run_identity(previous) != _run_identity(json.loads(json.dumps(run_config))):
             raise KerasCXRError(
                 f"{run_dir} was started with a different configuration ({config_path}); "
                 f"use another --out, or delete {run_dir} to start over"
