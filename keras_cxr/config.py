@@ -16,6 +16,8 @@ import yaml
 
 from keras_cxr.errors import KerasCXRError
 
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # dtype policies (keras_cxr.precision)
+
 PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments" / "presets"
 
 
@@ -64,6 +66,8 @@ class GANConfig:
         keep_checkpoints: int. How many per-epoch checkpoints to keep on disk. Defaults to 2.
         sample_grid: int. Images per label in the per-epoch sample grid. Defaults to 16.
         jit_compile: bool. XLA-compile the train step. Defaults to False.
+        precision: str. "float32" (faithful), "mixed_float16" (GPUs; dynamic loss scaling) or
+            "mixed_bfloat16" (`keras_cxr.precision`). Defaults to "float32".
         max_loss: float. A loss above this (or NaN / inf) stops the run as diverged, keeping the
             last good checkpoint. BCE of a constant 0.5 guess is 0.69; healthy quick runs spiked
             to 61 and recovered; a measured collapse (quick DCGAN on Kermany, epoch 94) reached
@@ -86,6 +90,7 @@ class GANConfig:
     keep_checkpoints: int = 2
     sample_grid: int = 16
     jit_compile: bool = False
+    precision: str = "float32"
     max_loss: float = 1000.0
 
 
@@ -108,6 +113,8 @@ class ClassifierConfig:
         methods: tuple of str. Methods of the matrix. Defaults to all eleven.
         smote_k_neighbors: int. Defaults to 5 (imbalanced-learn's default).
         bootstrap: int. Bootstrap resamples for the confidence intervals. Defaults to 10000.
+        precision: str. "float32", "mixed_float16" or "mixed_bfloat16", as in GANConfig.
+            Defaults to "float32".
     """
 
     batch_size: int = 32
@@ -121,6 +128,7 @@ class ClassifierConfig:
     methods: tuple[str, ...] = METHODS
     smote_k_neighbors: int = 5
     bootstrap: int = 10000
+    precision: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -228,6 +236,9 @@ def validate(config: Config) -> None:
         raise KerasCXRError(
             f"`pixel_range` must be '0_1' or '-1_1'. Received: pixel_range={g.pixel_range!r}"
         )
+    for section, value in (("gan", g.precision), ("classifier", config.classifier.precision)):
+        if value not in PRECISIONS:
+            raise KerasCXRError(f"`{section}.precision` must be one of {', '.join(PRECISIONS)}. Received: {value!r}")
     for a in g.alphas:
         if not 0 <= a <= 1:
             raise KerasCXRError(f"`alpha` must be in [0, 1]. Received: alpha={a}")

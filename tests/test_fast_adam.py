@@ -37,3 +37,19 @@ def test_fused_kernel_is_the_one_that_runs():
     unfused.build([var])
     graph = tf.function(lambda: unfused.apply_gradients([(tf.ones(3), var)])).get_concrete_function().graph
     assert not any(op.type == "ResourceApplyAdam" for op in graph.get_operations())
+
+
+def test_mixed_float16_classifier_scales_its_loss():
+    from keras_cxr.classify.train import ClassifierSession
+    from keras_cxr.config import load_preset
+
+    session = ClassifierSession(load_preset("tiny", ["classifier.precision=mixed_float16"]))
+    model = session.model
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(model.optimizer.inner_optimizer, FusedAdam)
+    assert model.get_layer("layer1_block1_conv1").compute_dtype == "float16"
+    assert model.get_layer("fc").compute_dtype == "float32"
+    x = np.random.default_rng(0).uniform(0, 1, (4, 32, 32, 1)).astype("float32")
+    loss = model.train_on_batch(x, np.eye(2, dtype="float32")[[0, 1, 0, 1]])
+    assert np.isfinite(np.asarray(loss)).all()
+    assert keras.config.dtype_policy().name == "float32"

@@ -193,3 +193,30 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_data):
     assert out["replicas"] == 2 and out["epochs"] == 2
     rows = list(csv.DictReader(open(tmp_path / "out" / "cdcgan_a050" / "log.csv")))
     assert len(rows) == 2 and all(np.isfinite(float(r["g_loss"])) for r in rows)
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_run_trains_and_exports_float32(tmp_path, tiny_data, precision):
+    import keras
+    import tensorflow as tf
+
+    from keras_cxr.gan.export import load_generator
+    from keras_cxr.gan.train import build_gan
+
+    config = load_preset("tiny", ["gan.cdcgan_epochs=2", f"gan.precision={precision}"])
+    gan = build_gan("cdcgan", config, 0.5)
+    assert gan.generator.get_layer("up1_conv_transpose").compute_dtype == precision.split("_")[1]
+    assert gan.generator.get_layer("up1_conv_transpose").kernel.dtype == "float32"  # variables stay float32
+    assert gan.generator.get_layer("output_conv").compute_dtype == "float32"
+    assert gan.discriminator.get_layer("output_dense").compute_dtype == "float32"
+    scaled = isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert scaled == (precision == "mixed_float16") and isinstance(gan.d_optimizer, type(gan.g_optimizer))
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+
+    result = train_gan("cdcgan", config, tmp_path, alpha=0.5, manifest=tiny_data, verbose=0)
+    with open(tmp_path / "cdcgan_a050" / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and all(np.isfinite(float(r[k])) for r in rows for k in ("d_loss_real", "d_loss_fake", "g_loss"))
+    loaded, _ = load_generator(result["export_dir"])
+    images = loaded.signatures["serving_default"](latent=tf.zeros([3, 100]), label=tf.constant([0, 1, 1]))["images"]
+    assert images.dtype == tf.float32 and images.shape == (3, 32, 32, 1)

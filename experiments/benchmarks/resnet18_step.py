@@ -9,6 +9,8 @@ Variants, each adding one kernel to the previous:
   +fused BN     keras_cxr.classify.fast_bn.FusedBatchNormalization
   +fused Adam   keras_cxr.optimizers.FusedAdam
   +conv grad    keras_cxr.classify.fast_conv input gradient as a forward convolution
+and, beside them, "+fused Adam" under the mixed_bfloat16 policy (keras_cxr.precision; this CPU
+has AVX-512 BF16).
 """
 
 from __future__ import annotations
@@ -30,18 +32,21 @@ from keras_cxr.classify import build_resnet18  # noqa: E402
 from keras_cxr.classify.fast_conv import stock_input_grad_is_slow  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
 from keras_cxr.optimizers import FusedAdam  # noqa: E402
+from keras_cxr.precision import dtype_policy  # noqa: E402
 
-VARIANTS = {  # name: (fused batch norm, fused Adam, conv input-gradient rewrite)
-    "stock": (False, False, False),
-    "+fused BN": (True, False, False),
-    "+fused Adam": (True, True, False),
-    "+conv grad": (True, True, True),
+VARIANTS = {  # name: (fused batch norm, fused Adam, conv input-gradient rewrite, precision)
+    "stock": (False, False, False, "float32"),
+    "+fused BN": (True, False, False, "float32"),
+    "+fused Adam": (True, True, False, "float32"),
+    "+conv grad": (True, True, True, "float32"),
+    "+fused Adam, mixed_bfloat16": (True, True, False, "mixed_bfloat16"),
 }
 
 
-def step_fn(size: int, batch: int, fused_bn: bool, fused_adam: bool, fast_grad: bool):
+def step_fn(size: int, batch: int, fused_bn: bool, fused_adam: bool, fast_grad: bool, precision: str):
     keras.utils.set_random_seed(0)
-    model = build_resnet18(size, fast_input_grad=fast_grad, fused_bn=fused_bn)
+    with dtype_policy(precision):
+        model = build_resnet18(size, fast_input_grad=fast_grad, fused_bn=fused_bn)
     model.compile(FusedAdam(4e-3, fused=fused_adam), "binary_crossentropy")
     x = tf.random.uniform([batch, size, size, 1])
     ds = tf.data.Dataset.from_tensors((x, tf.one_hot(tf.zeros([batch], tf.int32), 2))).repeat()
@@ -68,8 +73,8 @@ def main() -> None:
     md = ["# ResNet18 train step, kernel by kernel", "",
           f"`python experiments/benchmarks/resnet18_step.py --rounds {args.rounds}`; {host['cpus']} CPUs ({host['cpu_model']}), "
           f"TensorFlow {host['tensorflow']}, {host['gpus']} GPUs; one run, variants interleaved (bench.py's method); "
-          "median ms per step [interquartile range] and speed-up over stock. Each variant adds one kernel to the one "
-          f"before. On this machine the calibration {'takes' if host['calibration_picks_conv_grad'] else 'does not take'} "
+          "median ms per step [interquartile range] and speed-up over stock. Each float32 variant adds one kernel to "
+          f"the one before; the last is `+fused Adam` under the mixed_bfloat16 policy. On this machine the calibration {'takes' if host['calibration_picks_conv_grad'] else 'does not take'} "
           "the conv input-gradient rewrite by default.", "",
           "| input | batch | " + " | ".join(VARIANTS) + " |", "|---|---|" + "---|" * len(VARIANTS)]
     md += [f"| {r['size']}x{r['size']} | {r['batch']} | " + " | ".join(

@@ -8,7 +8,7 @@ and its channel axes swapped; TensorFlow's forward kernel computes that 5x faste
 the same gradient (tests check it against tf.GradientTape on the stock op).
 
 Whether the stock kernel is slow depends on the CPU: on the AMD EPYC host of 2026-11-26 it took
-~9 ms for that conv, as fast as the rewrite, which made the whole step 4-6% slower there.
+~9 ms for that conv, as fast as the rewrite, which made the whole step 6-9% slower there.
 `stock_input_grad_is_slow` measures it once per process, and `build_resnet18` takes the rewrite
 only where it wins.
 """

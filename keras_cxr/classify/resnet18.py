@@ -96,7 +96,7 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
             x = _basic_block(x, filters, stride if block == 1 else 1, f"layer{stage}_block{block}",
                               fast_input_grad, fused_bn)
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
-    out = keras.layers.Dense(num_classes, activation="sigmoid", name="fc")(x)
+    out = keras.layers.Dense(num_classes, activation="sigmoid", name="fc", dtype="float32")(x)  # float32 under mixed precision
     return keras.Model(image, out, name=name)
 
 

@@ -17,6 +17,7 @@ from keras_cxr.errors import KerasCXRError
 from keras_cxr.evaluate.metrics import binary_metrics
 from keras_cxr.io_utils import atomic_path, write_json
 from keras_cxr.optimizers import FusedAdam
+from keras_cxr.precision import dtype_policy
 from keras_cxr.resample import (ClassWeights, GANOversample, NoResampling, PixelSMOTE, RandomOversample,
                                 RandomUndersample)
 
@@ -80,7 +81,8 @@ class ClassifierSession:
     def __init__(self, config: Config, imagenet_weights=None):
         c = config.classifier
         self.image_size, self.imagenet_weights = config.image_size, imagenet_weights
-        self.model = build_resnet18(config.image_size)
+        with dtype_policy(c.precision):  # compile wraps Adam in loss scaling under mixed_float16
+            self.model = build_resnet18(config.image_size)
         self.model.compile(
             optimizer=FusedAdam(c.learning_rate, beta_1=c.beta_1, beta_2=c.beta_2),
             loss=keras.losses.BinaryCrossentropy(),

@@ -70,6 +70,7 @@ def build_discriminator(
     x = keras.layers.Flatten(name="flatten")(x)
     if variant == "balde":
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    prob = keras.layers.Dense(1, activation="sigmoid", name="output_dense")(x)
+    # float32 under any mixed-precision policy: the BCE loss needs probabilities near 0 and 1.
+    prob = keras.layers.Dense(1, activation="sigmoid", name="output_dense", dtype="float32")(x)
     name = name or ("conditional_discriminator" if conditional else "discriminator")
     return keras.Model(inputs if conditional else image, prob, name=name)

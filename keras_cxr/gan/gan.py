@@ -124,7 +124,7 @@ class GAN(keras.Model):
         with tf.GradientTape() as tape:
             probs = self._discriminate(images, labels)
             loss, scale = self._loss(target, probs)
-            scaled = loss * scale
+            scaled = self.d_optimizer.scale_loss(loss * scale)  # loss scaling under mixed_float16
         grads = tape.gradient(scaled, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
         return loss, probs
@@ -144,7 +144,7 @@ class GAN(keras.Model):
             generated, gen_labels = self._generate(n, _G_LATENT, _G_LABEL, training=True)
             p_gen = self._discriminate(generated, gen_labels)
             loss, scale = self._loss(1.0, p_gen)
-            scaled = loss * scale
+            scaled = self.g_optimizer.scale_loss(loss * scale)
         grads = tape.gradient(scaled, self.generator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
         return loss

@@ -73,7 +73,8 @@ def build_generator(
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"up{i}_leaky_relu")(x)
     if fast_output_conv is None:
         fast_output_conv = not tf.config.list_logical_devices("GPU")
+    # float32 under any mixed-precision policy: tanh outputs are what D and the exports see.
     images = SingleFilterConv2D(1, 5, padding="same", activation="tanh", name="output_conv",
-                                fast_kernels=fast_output_conv)(x)
+                                fast_kernels=fast_output_conv, dtype="float32")(x)
     name = name or ("conditional_generator" if conditional else "generator")
     return keras.Model(inputs if conditional else latent, images, name=name)

@@ -33,6 +33,7 @@ from keras_cxr.gan.generator import build_generator
 from keras_cxr.gan.grid import save_grid
 from keras_cxr.io_utils import atomic_path, write_json
 from keras_cxr.optimizers import FusedAdam
+from keras_cxr.precision import dtype_policy, for_precision
 
 LOG_FIELDS = ("epoch", "d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake", "epoch_s", "images_per_s")
 
@@ -54,13 +55,15 @@ def build_gan(kind: str, config: Config, alpha: float = 0.5, fast_output_conv: b
     g = config.gan
     conditional = kind == "cdcgan"
     keras.utils.set_random_seed(g.seed)  # weight init
-    generator = build_generator(config.image_size, g.latent_dim, g.filters, conditional, embedding_dim=g.embedding_dim,
-                                fast_output_conv=fast_output_conv)
-    discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator, embedding_dim=g.embedding_dim)
-    gan = GAN(generator, discriminator, g.latent_dim, conditional, alpha, g.seed, name=f"{kind}_gan")
+    with dtype_policy(g.precision):
+        generator = build_generator(config.image_size, g.latent_dim, g.filters, conditional, embedding_dim=g.embedding_dim,
+                                    fast_output_conv=fast_output_conv)
+        discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator,
+                                            embedding_dim=g.embedding_dim)
+        gan = GAN(generator, discriminator, g.latent_dim, conditional, alpha, g.seed, name=f"{kind}_gan")
     gan.compile(
-        d_optimizer=FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=fused_adam),
-        g_optimizer=FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=fused_adam),
+        d_optimizer=for_precision(FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=fused_adam), g.precision),
+        g_optimizer=for_precision(FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=fused_adam), g.precision),
         loss_fn=keras.losses.BinaryCrossentropy(),
         jit_compile=g.jit_compile,
     )
