@@ -62,10 +62,18 @@ def test_rerun_with_other_settings_is_refused(tmp_path, tiny_data):
         train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2"]), tmp_path, manifest=tiny_data, verbose=0)
 
 
-def test_resume_may_switch_xla(tmp_path, tiny_data):
+def test_resume_may_switch_xla_but_not_precision(tmp_path, tiny_data):
     # XLA changes how the step runs, not what it computes: a run started with it may resume without.
     train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2", "gan.jit_compile=true"]), tmp_path,
               manifest=tiny_data, verbose=0, max_epochs=1)
+    # A run directory from before `gan.precision` existed: the missing key counts at its default.
+    config_path = tmp_path / "dcgan" / "config.json"
+    recorded = json.loads(config_path.read_text())
+    del recorded["preset"]["gan"]["precision"]
+    config_path.write_text(json.dumps(recorded))
+    with pytest.raises(Exception, match="was started with a different configuration"):
+        train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2", "gan.precision=mixed_bfloat16"]), tmp_path,
+                  manifest=tiny_data, verbose=0)
     done = train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2", "gan.jit_compile=false"]), tmp_path,
                      manifest=tiny_data, verbose=0)
     assert done["epochs"] == 2

@@ -14,6 +14,7 @@ and the generator is exported to `<out>/models/<run>/1/` (TF Serving layout).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cxr.config import Config
+from keras_cxr.config import Config, GANConfig
 from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifest, write_manifest
 from keras_cxr.data.pipeline import load_images, to_float
 from keras_cxr.errors import KerasCXRError
@@ -116,9 +117,13 @@ def load_checkpoint(gan: GAN, path: Path) -> int:
 
 def _run_identity(run_config: dict) -> dict:
     """What a resumed run must share with its start: everything but how the step is executed
-    (XLA compiles the same algorithm; the quick preset switched it off after a measurement)."""
+    (XLA compiles the same algorithm; the quick preset switched it off after a measurement).
+    GAN settings added after a run started count at their defaults, which is what it ran with."""
     identity = json.loads(json.dumps(run_config))
-    identity.get("preset", {}).get("gan", {}).pop("jit_compile", None)
+    gan = identity.get("preset", {}).get("gan", {})
+    for f in dataclasses.fields(GANConfig):
+        gan.setdefault(f.name, json.loads(json.dumps(f.default)))
+    gan.pop("jit_compile", None)
     return identity
 
 
