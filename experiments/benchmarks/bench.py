@@ -42,6 +42,7 @@ from keras_cxr.gan.export import export_generator  # noqa: E402
 from keras_cxr.gan.train import build_gan  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
 from keras_cxr.optimizers import FusedAdam  # noqa: E402
+from keras_cxr.precision import dtype_policy  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -134,10 +135,11 @@ def _train_function_step(model, ds, sync_metric: str):
     return lambda: float(fn(it)[sync_metric])
 
 
-def gan_step_fn(config, batch: int, jit: bool, fast_kernels: bool):
+def gan_step_fn(config, batch: int, jit: bool, fast_kernels: bool, precision: str = "float32"):
     """Our GAN.train_step (DCGAN) as one callable step; `fast_kernels`: keras_cxr's generator
     output-conv kernels and fused Adam, or Keras' stock ops for both."""
-    config = load_preset(config.name, [f"gan.batch_size={batch}", f"gan.jit_compile={str(jit).lower()}"])
+    config = load_preset(config.name, [f"gan.batch_size={batch}", f"gan.jit_compile={str(jit).lower()}",
+                                       f"gan.precision={precision}"])
     gan = build_gan("dcgan", config, fast_output_conv=fast_kernels, fused_adam=fast_kernels)
     x = tf.random.uniform([batch // 2, config.image_size, config.image_size, 1])
     ds = tf.data.Dataset.from_tensors((x, tf.ones([batch // 2], tf.int32))).repeat()
@@ -176,13 +178,14 @@ def gan_reference_fn(config, batch: int):
     return step
 
 
-def resnet_step_fn(size: int, batch: int, ours: bool):
+def resnet_step_fn(size: int, batch: int, ours: bool, precision: str = "float32"):
     """One ResNet18 training step (Adam, BCE on one-hot labels) as one callable. ours=True: as
     keras_cxr trains it here (its default kernels: fused batch norm, fused Adam, the conv input
     gradient chosen by calibration); False: the stock Keras layers and Adam."""
     keras.utils.set_random_seed(0)
     if ours:
-        model = build_resnet18(size)
+        with dtype_policy(precision):
+            model = build_resnet18(size)
         model.compile(FusedAdam(4e-3), "binary_crossentropy")
     else:
         model = build_resnet18(size, fast_input_grad=False, fused_bn=False)
@@ -256,6 +259,7 @@ def main() -> None:
                 "ours_stock_kernels": gan_step_fn(config, batch, jit=False, fast_kernels=False),
                 "ours_fast_kernels": gan_step_fn(config, batch, jit=False, fast_kernels=True),
                 "ours_fast_kernels_xla": gan_step_fn(config, batch, jit=True, fast_kernels=True),
+                "ours_fast_kernels_bf16": gan_step_fn(config, batch, jit=False, fast_kernels=True, precision="mixed_bfloat16"),
             }, rounds)
             # "ours" is what `train-gan` runs with this preset on this machine.
             trained = f"ours_{'stock' if on_gpu else 'fast'}_kernels{'_xla' if config.gan.jit_compile else ''}"
@@ -271,12 +275,14 @@ def main() -> None:
         rn_flops = forward_flops(build_resnet18(size))
         for batch in (32, 128):
             stats, peak = measure({"plain_fit": resnet_step_fn(size, batch, ours=False),
-                                   "ours": resnet_step_fn(size, batch, ours=True)}, rounds)
+                                   "ours": resnet_step_fn(size, batch, ours=True),
+                                   "ours_bf16": resnet_step_fn(size, batch, ours=True, precision="mixed_bfloat16")}, rounds)
             ours = stats["ours"]["median_s"]
             row = {"preset": name, "batch": batch, "matmul_flops": peak, "seconds": stats,
                    "fast_input_grad": not on_gpu and stock_input_grad_is_slow(), "speedup": stats["plain_fit"]["median_s"] / ours,
                    "images_per_s": batch / ours, "share_of_matmul": 3 * rn_flops * batch / ours / peak,
-                   "plain_share_of_matmul": 3 * rn_flops * batch / stats["plain_fit"]["median_s"] / peak}
+                   "plain_share_of_matmul": 3 * rn_flops * batch / stats["plain_fit"]["median_s"] / peak,
+                   "bf16_speedup": stats["plain_fit"]["median_s"] / stats["ours_bf16"]["median_s"]}
             out["resnet18"].append(row)
             print({k: row[k] for k in ("preset", "batch", "speedup", "share_of_matmul")}, flush=True)
             if batch == 32:
@@ -308,13 +314,14 @@ def markdown(out: dict, args) -> str:
           "## GAN training step (DCGAN architecture)\n",
           "Reference: the codes' loop (`D.train_on_batch` real, `D.train_on_batch(G.predict(z))`, combined "
           "`train_on_batch`) with Keras' stock layers and Adam. Ours: `GAN.train_step`, with the same stock ops, with "
-          "keras_cxr's kernels (generator output conv `keras_cxr.gan.fast_conv`, fused Adam), and with those plus XLA. "
-          "**Bold**: the variant `train-gan` runs with that preset on this machine.\n",
-          "| preset | batch | matmul GFLOP/s | reference ms | ours, stock kernels | ours, fast kernels | ours, fast kernels + XLA | trained variant vs reference | real images/s | GFLOP/s | share of matmul |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "keras_cxr's kernels (generator output conv `keras_cxr.gan.fast_conv`, fused Adam), with those plus XLA, and "
+          "with those under the opt-in `mixed_bfloat16` policy (its matmul share counts the same FLOPs against the "
+          "fp32 matmul). **Bold**: the variant `train-gan` runs with that preset on this machine.\n",
+          "| preset | batch | matmul GFLOP/s | reference ms | ours, stock kernels | ours, fast kernels | ours, fast kernels + XLA | ours, fast kernels, mixed_bfloat16 | trained variant vs reference | real images/s | GFLOP/s | share of matmul |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in out["gan"]:
         cells = []
-        for k in ("ours_stock_kernels", "ours_fast_kernels", "ours_fast_kernels_xla"):
+        for k in ("ours_stock_kernels", "ours_fast_kernels", "ours_fast_kernels_xla", "ours_fast_kernels_bf16"):
             v = r["variants"][k]
             cell = f"{_ms(r['seconds'][k])}: {v['vs_reference']:.2f}x, {v['share_of_matmul']:.0%}"
             cells.append(f"**{cell}**" if k == r["trained_variant"] else cell)
@@ -325,12 +332,13 @@ def markdown(out: dict, args) -> str:
            "Plain: the stock Keras layers and Adam, as `fit` runs them. Ours: as `evaluate-all` trains it on this "
            "machine: fused batch norm (`keras_cxr.classify.fast_bn`), fused Adam (`keras_cxr.optimizers`), and the "
            "conv input gradient as a forward convolution when no GPU is visible and a one-off calibration finds "
-           "the stock kernel slow (the last column says which path it took).\n",
-           "| preset | batch | matmul GFLOP/s | plain ms | ours ms | ours vs plain | images/s | share of matmul (plain / ours) | ours' input gradient |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "the stock kernel slow (the last column says which path it took). Ours, mixed_bfloat16: the same under the "
+           "opt-in `mixed_bfloat16` policy.\n",
+           "| preset | batch | matmul GFLOP/s | plain ms | ours ms | ours vs plain | images/s | share of matmul (plain / ours) | ours' input gradient | ours, mixed_bfloat16 ms: vs plain |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     md += [f"| {r['preset']} | {r['batch']} | {r['matmul_flops'] / 1e9:.0f} | {_ms(r['seconds']['plain_fit'])} | {_ms(r['seconds']['ours'])} | "
            f"{r['speedup']:.2f}x | {r['images_per_s']:.1f} | {r['plain_share_of_matmul']:.0%} / {r['share_of_matmul']:.0%} | "
-           f"{'forward-conv rewrite' if r['fast_input_grad'] else 'stock'} |"
+           f"{'forward-conv rewrite' if r['fast_input_grad'] else 'stock'} | {_ms(r['seconds']['ours_bf16'])}: {r['bf16_speedup']:.2f}x |"
            for r in out["resnet18"]]
     md += ["", "## Input pipeline vs classifier (batch 32)\n", "| preset | pipeline images/s | classifier images/s | ratio |", "|---|---|---|---|"]
     md += [f"| {r['preset']} | {r['pipeline_images_per_s']:.0f} | {r['classifier_images_per_s']:.1f} | {r['ratio']:.1f}x |" for r in out["pipeline"]]
