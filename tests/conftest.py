@@ -17,6 +17,23 @@ SHARED_DATA = Path(os.environ.get("KERAS_CXR_SHARED_DATA", REPO.parent / "shared
 KERMANY128 = SHARED_DATA / "kermany128"
 
 
+def assert_same_outputs_and_gradients(stock, fast, x, loss, rtol=1e-4, atol=1e-5):
+    """Two built layers with the same weights give the same outputs, and the same gradients of
+    `loss(outputs)` with respect to the input and every trainable weight."""
+    import numpy as np
+    import tensorflow as tf
+
+    results = []
+    for layer in (stock, fast):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            value = loss(y)
+        results.append((y, *tape.gradient(value, [x, *layer.trainable_weights])))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol)
+
+
 def sample_files(split: str, cls: str, n: int) -> list[Path]:
     return sorted((SAMPLE / split / cls).glob("*.png"))[:n]
 

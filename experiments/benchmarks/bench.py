@@ -125,7 +125,7 @@ def matmul_flops(sizes=(1024, 2048, 4096)) -> float:
     return 2 * n ** 3 / timed(matmul_fn(n), 5)
 
 
-def _train_function_step(model, ds, sync_metric: str):
+def train_function_step(model, ds, sync_metric: str):
     """One call = one training step, run by the same compiled function `fit` calls per step
     (steps_per_execution=1), synchronised by reading a metric. Timing steps this way leaves out
     fit's per-call start-up (iterator, callbacks), which a short timed `fit` would charge to a
@@ -143,7 +143,7 @@ def gan_step_fn(config, batch: int, jit: bool, fast_kernels: bool, precision: st
     gan = build_gan("dcgan", config, fast_output_conv=fast_kernels, fused_adam=fast_kernels)
     x = tf.random.uniform([batch // 2, config.image_size, config.image_size, 1])
     ds = tf.data.Dataset.from_tensors((x, tf.ones([batch // 2], tf.int32))).repeat()
-    return _train_function_step(gan, ds, "g_loss")
+    return train_function_step(gan, ds, "g_loss")
 
 
 def gan_ours(config, batch: int, steps: int, jit: bool) -> float:
@@ -178,26 +178,28 @@ def gan_reference_fn(config, batch: int):
     return step
 
 
-def resnet_step_fn(size: int, batch: int, ours: bool, precision: str = "float32"):
-    """One ResNet18 training step (Adam, BCE on one-hot labels) as one callable. ours=True: as
-    keras_cxr trains it here (its default kernels: fused batch norm, fused Adam, the conv input
-    gradient chosen by calibration); False: the stock Keras layers and Adam."""
+# The stock Keras ops ("plain" in bench.md): Keras' conv input gradient, batch norm and Adam.
+PLAIN_KERNELS = {"fast_input_grad": False, "fused_bn": False, "fused_adam": False}
+
+
+def resnet_step_fn(size: int, batch: int, fast_input_grad: bool | None = None, fused_bn: bool = True,
+                   fused_adam: bool = True, precision: str = "float32"):
+    """One ResNet18 training step (Adam, BCE on one-hot labels) as one callable. The defaults are
+    how keras_cxr trains it here (fused batch norm, fused Adam, the conv input gradient chosen by
+    calibration); **PLAIN_KERNELS gives the stock Keras layers and Adam."""
     keras.utils.set_random_seed(0)
-    if ours:
-        with dtype_policy(precision):
-            model = build_resnet18(size)
-        model.compile(FusedAdam(4e-3), "binary_crossentropy")
-    else:
-        model = build_resnet18(size, fast_input_grad=False, fused_bn=False)
-        model.compile(keras.optimizers.Adam(4e-3), "binary_crossentropy")
+    with dtype_policy(precision):
+        model = build_resnet18(size, fast_input_grad=fast_input_grad, fused_bn=fused_bn)
+    model.compile(FusedAdam(4e-3, fused=fused_adam), "binary_crossentropy")  # fused=False: Keras' Adam
     x = tf.random.uniform([batch, size, size, 1])
     ds = tf.data.Dataset.from_tensors((x, tf.one_hot(tf.zeros([batch], tf.int32), 2))).repeat()
-    return _train_function_step(model, ds, "loss")
+    return train_function_step(model, ds, "loss")
 
 
 def resnet_step(size: int, batch: int, steps: int, ours: bool = True) -> float:
-    """Median seconds per ResNet18 training step."""
-    return summary(interleaved({"resnet": resnet_step_fn(size, batch, ours)}, steps)["resnet"])["median_s"]
+    """Median seconds per ResNet18 training step, keras_cxr's kernels (ours) or the stock ones."""
+    step = resnet_step_fn(size, batch) if ours else resnet_step_fn(size, batch, **PLAIN_KERNELS)
+    return summary(interleaved({"resnet": step}, steps)["resnet"])["median_s"]
 
 
 def pipeline_rate(size: int, batch: int, n: int = 2048) -> float:
@@ -224,7 +226,7 @@ def generation_fns(config, tmp: Path, n: int = 512) -> dict:
             "predict": lambda: gen.predict(z, batch_size=256, verbose=0)}
 
 
-def _ms(stats: dict) -> str:
+def fmt_ms(stats: dict) -> str:
     return f"{stats['median_s'] * 1e3:.0f} [{stats['q1_s'] * 1e3:.0f}-{stats['q3_s'] * 1e3:.0f}]"
 
 
@@ -274,9 +276,9 @@ def main() -> None:
             print({k: row[k] for k in ("preset", "batch", "trained_variant", "speedup_vs_reference", "share_of_matmul")}, flush=True)
         rn_flops = forward_flops(build_resnet18(size))
         for batch in (32, 128):
-            stats, peak = measure({"plain_fit": resnet_step_fn(size, batch, ours=False),
-                                   "ours": resnet_step_fn(size, batch, ours=True),
-                                   "ours_bf16": resnet_step_fn(size, batch, ours=True, precision="mixed_bfloat16")}, rounds)
+            stats, peak = measure({"plain_fit": resnet_step_fn(size, batch, **PLAIN_KERNELS),
+                                   "ours": resnet_step_fn(size, batch),
+                                   "ours_bf16": resnet_step_fn(size, batch, precision="mixed_bfloat16")}, rounds)
             ours = stats["ours"]["median_s"]
             row = {"preset": name, "batch": batch, "matmul_flops": peak, "seconds": stats,
                    "fast_input_grad": not on_gpu and stock_input_grad_is_slow(), "speedup": stats["plain_fit"]["median_s"] / ours,
@@ -323,9 +325,9 @@ def markdown(out: dict, args) -> str:
         cells = []
         for k in ("ours_stock_kernels", "ours_fast_kernels", "ours_fast_kernels_xla", "ours_fast_kernels_bf16"):
             v = r["variants"][k]
-            cell = f"{_ms(r['seconds'][k])}: {v['vs_reference']:.2f}x, {v['share_of_matmul']:.0%}"
+            cell = f"{fmt_ms(r['seconds'][k])}: {v['vs_reference']:.2f}x, {v['share_of_matmul']:.0%}"
             cells.append(f"**{cell}**" if k == r["trained_variant"] else cell)
-        md.append(f"| {r['preset']} | {r['batch']} | {r['matmul_flops'] / 1e9:.0f} | {_ms(r['seconds']['reference'])} | "
+        md.append(f"| {r['preset']} | {r['batch']} | {r['matmul_flops'] / 1e9:.0f} | {fmt_ms(r['seconds']['reference'])} | "
                   + " | ".join(cells) + f" | {r['speedup_vs_reference']:.2f}x | {r['real_images_per_s']:.1f} | "
                   f"{r['share_of_matmul'] * r['matmul_flops'] / 1e9:.0f} | {r['share_of_matmul']:.0%} |")
     md += ["", "## ResNet18 training step\n",
@@ -336,9 +338,9 @@ def markdown(out: dict, args) -> str:
            "opt-in `mixed_bfloat16` policy.\n",
            "| preset | batch | matmul GFLOP/s | plain ms | ours ms | ours vs plain | images/s | share of matmul (plain / ours) | ours' input gradient | ours, mixed_bfloat16 ms: vs plain |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    md += [f"| {r['preset']} | {r['batch']} | {r['matmul_flops'] / 1e9:.0f} | {_ms(r['seconds']['plain_fit'])} | {_ms(r['seconds']['ours'])} | "
+    md += [f"| {r['preset']} | {r['batch']} | {r['matmul_flops'] / 1e9:.0f} | {fmt_ms(r['seconds']['plain_fit'])} | {fmt_ms(r['seconds']['ours'])} | "
            f"{r['speedup']:.2f}x | {r['images_per_s']:.1f} | {r['plain_share_of_matmul']:.0%} / {r['share_of_matmul']:.0%} | "
-           f"{'forward-conv rewrite' if r['fast_input_grad'] else 'stock'} | {_ms(r['seconds']['ours_bf16'])}: {r['bf16_speedup']:.2f}x |"
+           f"{'forward-conv rewrite' if r['fast_input_grad'] else 'stock'} | {fmt_ms(r['seconds']['ours_bf16'])}: {r['bf16_speedup']:.2f}x |"
            for r in out["resnet18"]]
     md += ["", "## Input pipeline vs classifier (batch 32)\n", "| preset | pipeline images/s | classifier images/s | ratio |", "|---|---|---|---|"]
     md += [f"| {r['preset']} | {r['pipeline_images_per_s']:.0f} | {r['classifier_images_per_s']:.1f} | {r['ratio']:.1f}x |" for r in out["pipeline"]]

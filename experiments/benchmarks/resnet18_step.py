@@ -24,33 +24,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the sibling bench.py
 
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import bench  # noqa: E402
-from keras_cxr.classify import build_resnet18  # noqa: E402
 from keras_cxr.classify.fast_conv import stock_input_grad_is_slow  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
-from keras_cxr.optimizers import FusedAdam  # noqa: E402
-from keras_cxr.precision import dtype_policy  # noqa: E402
 
-VARIANTS = {  # name: (fused batch norm, fused Adam, conv input-gradient rewrite, precision)
-    "stock": (False, False, False, "float32"),
-    "+fused BN": (True, False, False, "float32"),
-    "+fused Adam": (True, True, False, "float32"),
-    "+conv grad": (True, True, True, "float32"),
-    "+fused Adam, mixed_bfloat16": (True, True, False, "mixed_bfloat16"),
+VARIANTS = {  # name: bench.resnet_step_fn arguments
+    "stock": bench.PLAIN_KERNELS,
+    "+fused BN": {"fast_input_grad": False, "fused_bn": True, "fused_adam": False},
+    "+fused Adam": {"fast_input_grad": False, "fused_bn": True, "fused_adam": True},
+    "+conv grad": {"fast_input_grad": True, "fused_bn": True, "fused_adam": True},
+    "+fused Adam, mixed_bfloat16": {"fast_input_grad": False, "fused_bn": True, "fused_adam": True,
+                                    "precision": "mixed_bfloat16"},
 }
-
-
-def step_fn(size: int, batch: int, fused_bn: bool, fused_adam: bool, fast_grad: bool, precision: str):
-    keras.utils.set_random_seed(0)
-    with dtype_policy(precision):
-        model = build_resnet18(size, fast_input_grad=fast_grad, fused_bn=fused_bn)
-    model.compile(FusedAdam(4e-3, fused=fused_adam), "binary_crossentropy")
-    x = tf.random.uniform([batch, size, size, 1])
-    ds = tf.data.Dataset.from_tensors((x, tf.one_hot(tf.zeros([batch], tf.int32), 2))).repeat()
-    return bench._train_function_step(model, ds, "loss")
 
 
 def main() -> None:
@@ -61,7 +48,7 @@ def main() -> None:
     args = p.parse_args()
     rows = []
     for size in args.sizes:
-        times = bench.interleaved({name: step_fn(size, args.batch, *flags) for name, flags in VARIANTS.items()}, args.rounds)
+        times = bench.interleaved({name: bench.resnet_step_fn(size, args.batch, **kw) for name, kw in VARIANTS.items()}, args.rounds)
         stats = {name: bench.summary(t) for name, t in times.items()}
         stock = stats["stock"]["median_s"]
         rows.append({"size": size, "batch": args.batch, "seconds": stats,
@@ -78,7 +65,7 @@ def main() -> None:
           "the conv input-gradient rewrite by default.", "",
           "| input | batch | " + " | ".join(VARIANTS) + " |", "|---|---|" + "---|" * len(VARIANTS)]
     md += [f"| {r['size']}x{r['size']} | {r['batch']} | " + " | ".join(
-        f"{bench._ms(r['seconds'][n])}: {r['speedup_vs_stock'][n]:.2f}x" for n in VARIANTS) + " |" for r in rows]
+        f"{bench.fmt_ms(r['seconds'][n])}: {r['speedup_vs_stock'][n]:.2f}x" for n in VARIANTS) + " |" for r in rows]
     write_text(HERE / "results" / "resnet18_step.md", "\n".join(md) + "\n")
     print(f"wrote {HERE / 'results' / 'resnet18_step.md'}")
 

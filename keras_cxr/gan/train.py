@@ -62,9 +62,13 @@ def build_gan(kind: str, config: Config, alpha: float = 0.5, fast_output_conv: b
         discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator,
                                             embedding_dim=g.embedding_dim)
         gan = GAN(generator, discriminator, g.latent_dim, conditional, alpha, g.seed, name=f"{kind}_gan")
+
+    def adam():
+        return for_precision(FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=fused_adam), g.precision)
+
     gan.compile(
-        d_optimizer=for_precision(FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=fused_adam), g.precision),
-        g_optimizer=for_precision(FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=fused_adam), g.precision),
+        d_optimizer=adam(),
+        g_optimizer=adam(),
         loss_fn=keras.losses.BinaryCrossentropy(),
         jit_compile=g.jit_compile,
     )
@@ -274,7 +278,7 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
     config_path = run_dir / "config.json"
     if config_path.exists():
         previous = json.loads(config_path.read_text())
-        if _run_identity(previous) != _run_identity(json.loads(json.dumps(run_config))):
+        if _run_identity(previous) != _run_identity(run_config):
             raise KerasCXRError(
                 f"{run_dir} was started with a different configuration ({config_path}); "
                 f"use another --out, or delete {run_dir} to start over"
