@@ -1,7 +1,9 @@
 """`python -m keras_cxr ...` (also `keras-cxr`): the one command-line entry.
 
 Heavy imports (TensorFlow) happen inside the commands that need them, so `data summary` starts
-fast. Every KerasCXRError becomes `error: <message>` on stderr and exit status 2.
+fast. Every error a user can cause (KerasCXRError, and OSError such as a full disk or a read-only
+--out) becomes one `error: <message>` line on stderr and exit status 2; `--debug` adds the
+traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from keras_cxr.errors import KerasCXRError
@@ -115,9 +118,9 @@ def cmd_train_gan(args) -> dict:
 def cmd_generate(args) -> dict:
     from keras_cxr.gan.export import generate_to_folder
 
-    files = generate_to_folder(args.generator, args.n, args.label, args.seed, args.out)
-    print(f"wrote {len(files)} images to {args.out}")
-    return {"files": [str(f) for f in files]}
+    count = generate_to_folder(args.generator, args.n, args.label, args.seed, args.out)
+    print(f"wrote {count} images to {args.out}")
+    return {"count": count}
 
 
 def _weights_file(args):
@@ -194,7 +197,8 @@ def cmd_convert_weights(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keras_cxr", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="keras_cxr", description=__doc__.splitlines()[0],
+                                     epilog="--debug (anywhere on the line) shows an error's traceback")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="inspect, prepare or fetch a dataset")
@@ -297,16 +301,51 @@ def _limit_threads(value: str | None) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(int(value))
 
 
+def _check_out(out) -> None:
+    """`--out` must be, or be creatable inside, a writable folder: said before any work starts."""
+    path = Path(out)
+    for existing in (path, *path.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                raise KerasCXRError(f"--out {out}: {existing} exists and is not a folder")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise KerasCXRError(f"--out {out}: {existing} is not writable")
+            return
+
+
+def _os_error_message(exc: OSError) -> str:
+    # "No space left on device: runs/x/.log.csv.tmp", not a traceback through our writers.
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    return f"{reason}: {where}" if where else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug anywhere on the line: the traceback of an error instead of its one-line summary.
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
         _limit_threads(os.environ.get("KERAS_CXR_THREADS"))
+        if getattr(args, "out", None):
+            _check_out(args.out)
         args.func(args)
-    except KerasCXRError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
+    except (KerasCXRError, OSError, MemoryError) as exc:
+        if debug:
+            traceback.print_exc()
+        if isinstance(exc, KerasCXRError):
+            message = str(exc)
+        elif isinstance(exc, MemoryError):
+            message = "out of memory (try a smaller batch_size, or fewer images per call)"
+        else:
+            message = _os_error_message(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     return 0

@@ -8,6 +8,7 @@ command line. Unknown keys are errors, so a typo never silently falls back to a 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,9 @@ class GANConfig:
             last good checkpoint. BCE of a constant 0.5 guess is 0.69; healthy quick runs spiked
             to 61 and recovered; a measured collapse (quick DCGAN on Kermany, epoch 94) reached
             epoch means near 1e4. Defaults to 1000.
+        max_images: int. The most images one call of an exported generator's `generate`
+            signature may ask for (a serving guard, recorded in `assets.extra`; bigger
+            requests are an error, not an unbounded allocation). Defaults to 4096.
     """
 
     latent_dim: int = 100
@@ -92,6 +96,7 @@ class GANConfig:
     jit_compile: bool = False
     precision: str = "float32"
     max_loss: float = 1000.0
+    max_images: int = 4096
 
 
 METHODS = ("baseline", "class_weights", "undersample", "oversample", "smote", "borderline_smote", "adasyn",
@@ -246,6 +251,10 @@ def validate(config: Config) -> None:
                 "keep_checkpoints", "sample_grid"):
         if getattr(g, key) < 1:
             raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(g, key)}")
+    for section, opt in (("gan", g), ("classifier", config.classifier)):
+        _validate_adam(section, opt.learning_rate, opt.beta_1, opt.beta_2)
+    if g.max_images < 1:
+        raise KerasCXRError(f"`max_images` must be >= 1. Received: max_images={g.max_images}")
     if not g.max_loss > 0:
         raise KerasCXRError(f"`max_loss` must be > 0. Received: max_loss={g.max_loss}")
     c = config.classifier
@@ -259,6 +268,15 @@ def validate(config: Config) -> None:
         raise KerasCXRError("`seeds` must name at least one seed")
     if not 0 < c.crop_fraction <= 1:
         raise KerasCXRError(f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={c.crop_fraction}")
+
+
+def _validate_adam(section: str, learning_rate: float, beta_1: float, beta_2: float) -> None:
+    # NaN passes every `<` test, so finiteness is checked first and by name.
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise KerasCXRError(f"`{section}.learning_rate` must be finite and > 0. Received: learning_rate={learning_rate}")
+    for key, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+        if not (math.isfinite(value) and 0 <= value < 1):
+            raise KerasCXRError(f"`{section}.{key}` must be in [0, 1). Received: {key}={value}")
 
 
 def parse_overrides(items: list[str] | None) -> dict:

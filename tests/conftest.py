@@ -55,6 +55,16 @@ def kermany_tree(tmp_path):
     return build
 
 
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A prepared manifest of the bundled sample (200 N / 66 P before the carve), once per module."""
+    from keras_cxr.cli import main
+
+    out = tmp_path_factory.mktemp("prepared")
+    assert main(["data", "prepare", "--val-per-class", "4", "--out", str(out)]) == 0
+    return out / "manifest.csv"
+
+
 @pytest.fixture
 def kermany128():
     if not (KERMANY128 / "train").is_dir():

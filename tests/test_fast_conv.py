@@ -59,11 +59,12 @@ def test_weights_load_across_gradient_paths(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_default_path_follows_the_calibration():
+def test_default_path_is_stock_whatever_the_timing():
+    """The rewrite changes float round-off, so a timing-based default made a cell's numbers
+    depend on machine load; the default is fixed, the calibration only informs benchmarks."""
     from keras_cxr.classify.fast_conv import stock_input_grad_is_slow
 
     slow = stock_input_grad_is_slow()
     assert isinstance(slow, bool) and stock_input_grad_is_slow() is slow  # measured once per process
-    model = build_resnet18(32)
-    layer = model.get_layer("layer4_block2_conv1")
-    assert isinstance(layer, FastGradConv2D) and layer.fast_input_grad == slow
+    layer = build_resnet18(32).get_layer("layer4_block2_conv1")
+    assert isinstance(layer, FastGradConv2D) and layer.fast_input_grad is False

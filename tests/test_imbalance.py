@@ -74,3 +74,41 @@ def test_kermany128_default(kermany128):
     assert counts(out, "val") == [45, 45]
     assert counts(out, "train") == [1296, 402]
     assert counts(out, "test") == [234, 390]
+
+
+def test_duplicate_groups_stay_in_one_of_train_or_val(kermany_tree):
+    import shutil
+
+    root = kermany_tree(train=(30, 30))
+    first = sorted((root / "train" / "NORMAL").glob("*.png"))[0]
+    shutil.copy(first, first.with_name("planted_copy.png"))  # a planted pixel-identical pair
+    scan = scan_dataset(root)
+    assert len(scan.duplicate_records) == 1 and len(scan.duplicate_records[0]) == 2
+    apart = {"guarded": 0, "unguarded": 0}
+    for seed in range(40):
+        for how, groups in (("guarded", scan.duplicate_records), ("unguarded", None)):
+            out, info = build_manifest(scan.records, val_per_class=4, seed=seed, duplicate_groups=groups)
+            splits = {r.file: r.split for r in out}
+            apart[how] += len({splits[f] for f in scan.duplicate_records[0]}) > 1
+            assert info["val"] == {"NORMAL": 4, "PNEUMONIA": 4}  # the carve still hits its count
+    assert apart["guarded"] == 0 and apart["unguarded"] > 0  # the check can fail without the guard
+
+
+def test_duplicates_larger_than_the_carve_are_an_error():
+    rs = records(train=(6, 6))
+    groups = [[r.file for r in rs if r.split == "train" and r.label == 0]]  # all six NORMAL identical
+    with pytest.raises(KerasCXRError, match="without splitting a group of pixel-identical images"):
+        build_manifest(rs, minority_fraction=0.5, val_per_class=2, duplicate_groups=groups)
+
+
+def test_kermany_duplicate_pair_not_split_by_seed_0(kermany128):
+    from keras_cxr.config import DataConfig
+    from keras_cxr.data import imbalanced_from_path
+
+    records, _, _, scan = imbalanced_from_path(kermany128, DataConfig(seed=0))
+    splits = {r.file: r.split for r in records}
+    pair = [f for f in splits if "NORMAL2-IM-0587-0001-000" in f]
+    assert len(pair) == 2 and len({splits[f] for f in pair}) == 1
+    for group in scan.duplicate_records:
+        kept = {splits[f] for f in group if f in splits}  # deleted minority images are absent
+        assert not {"train", "val"} <= kept, group

@@ -17,14 +17,6 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """A prepared manifest of the bundled sample (200 N / 66 P before the carve)."""
-    out = tmp_path_factory.mktemp("prepared")
-    assert main(["data", "prepare", "--val-per-class", "4", "--out", str(out)]) == 0
-    return out / "manifest.csv"
-
-
 def _final_checkpoint(run_dir):
     ckpt = sorted((run_dir / "checkpoints").glob("epoch-*.npz"))[-1]
     with np.load(ckpt) as z:

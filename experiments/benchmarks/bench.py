@@ -185,8 +185,11 @@ PLAIN_KERNELS = {"fast_input_grad": False, "fused_bn": False, "fused_adam": Fals
 def resnet_step_fn(size: int, batch: int, fast_input_grad: bool | None = None, fused_bn: bool = True,
                    fused_adam: bool = True, precision: str = "float32"):
     """One ResNet18 training step (Adam, BCE on one-hot labels) as one callable. The defaults are
-    how keras_cxr trains it here (fused batch norm, fused Adam, the conv input gradient chosen by
-    calibration); **PLAIN_KERNELS gives the stock Keras layers and Adam."""
+    fused batch norm, fused Adam and (None) the conv input gradient the calibration would pick
+    here; keras_cxr itself trains with the stock input gradient, whatever the timing;
+    **PLAIN_KERNELS gives the stock Keras layers and Adam."""
+    if fast_input_grad is None:
+        fast_input_grad = not tf.config.list_logical_devices("GPU") and stock_input_grad_is_slow()
     keras.utils.set_random_seed(0)
     with dtype_policy(precision):
         model = build_resnet18(size, fast_input_grad=fast_input_grad, fused_bn=fused_bn)

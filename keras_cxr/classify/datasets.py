@@ -30,8 +30,10 @@ class Splits:
         parts = {}
         for split in ("train", "val", "test"):
             rs = [r for r in records if r.split == split]
-            if not rs:
-                raise KerasCXRError(f"manifest {manifest} has no {split} images")
+            missing = [names[c] for c in (0, 1) if not any(r.label == c for r in rs)]
+            if missing:
+                raise KerasCXRError(f"manifest {manifest} has no {split} images of class {', '.join(missing)}; "
+                                    f"the classifier needs both classes in train, val and test")
             parts[split] = load_images(rs, image_size)
         return cls(names, parts["train"], parts["val"], parts["test"])
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_cxr.classify.fast_bn import FusedBatchNormalization
-from keras_cxr.classify.fast_conv import FastGradConv2D, stock_input_grad_is_slow
+from keras_cxr.classify.fast_conv import FastGradConv2D
 from keras_cxr.errors import KerasCXRError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -54,7 +53,7 @@ def _basic_block(x, filters, stride, prefix, fast, fused_bn):
 
 
 def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "resnet18",
-                   fast_input_grad: bool | None = None, fused_bn: bool = True) -> keras.Model:
+                   fast_input_grad: bool = False, fused_bn: bool = True) -> keras.Model:
     """Builds ResNet18 for grayscale input in [0, 1].
 
     The gray channel is replicated to RGB and normalised with the ImageNet mean and std
@@ -65,10 +64,12 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
         image_size: int. Input side (>= 32). Defaults to 128 (paper).
         num_classes: int. Units of the sigmoid head. Defaults to 2 (paper 4.1).
         name: str. Defaults to "resnet18".
-        fast_input_grad: bool or None. Residual-stage convs compute their input gradient as a
-            forward convolution (`fast_conv`): same numbers, up to ~5x faster on CPUs whose stock
-            kernel is slow. None: on when no GPU is visible (cuDNN's own kernel is fast) and a
-            one-off calibration finds the stock kernel slow on this CPU. Defaults to None.
+        fast_input_grad: bool. Residual-stage convs compute their input gradient as a
+            forward convolution (`fast_conv`): the same function, up to ~5x faster on CPUs whose
+            stock kernel is slow, but with other float round-off. Not chosen by timing: a
+            timing-based default made a cell's numbers depend on machine load (a loaded machine
+            flipped the choice). `fast_conv.stock_input_grad_is_slow()` says whether it pays
+            here. Defaults to False.
         fused_bn: bool. Batch norm trains with TensorFlow's fused kernel (`fast_bn`): same
             numbers, ~2x faster per BN layer on CPU. The layer class is the same either way.
             Defaults to True.
@@ -76,8 +77,6 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
     Returns:
         keras.Model: `image` [B, H, W, 1] -> `fc` [B, num_classes] sigmoid probabilities.
     """
-    if fast_input_grad is None:
-        fast_input_grad = not tf.config.list_logical_devices("GPU") and stock_input_grad_is_slow()
     if image_size < 32:
         raise KerasCXRError(f"`image_size` must be >= 32 for ResNet18. Received: image_size={image_size}")
     image = keras.Input((image_size, image_size, 1), name="image")

@@ -115,6 +115,11 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     """
     c = config.classifier
     t0 = time.perf_counter()
+    # Every random draw of the cell (resampling, shuffle, augmentation, weight init, generated
+    # latents) is keyed on `seed` here, before any of them, so a cell's numbers never depend on
+    # the cells run before it in the process (resume, --methods order, shards). Methods share
+    # the seed's initial weights: paired comparisons differ only by the method.
+    keras.utils.set_random_seed(seed)
     images, labels = splits.train
     rs = make_resampler(method, seed, config, models_dir).fit_resample(labels, images)
     resample_s = time.perf_counter() - t0

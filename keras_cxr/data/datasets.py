@@ -48,6 +48,7 @@ class ScanResult:
     modes: Counter = field(default_factory=Counter)
     sizes: Counter = field(default_factory=Counter)
     duplicates: list = field(default_factory=list)  # groups of files with identical pixels
+    duplicate_records: list = field(default_factory=list)  # the same groups, as Record.file values
     ignored: list = field(default_factory=list)  # non-split folders and hidden files passed over
 
     def counts(self) -> dict:
@@ -56,6 +57,12 @@ class ScanResult:
         for r in self.records:
             out.setdefault(r.split, [0] * len(self.class_names))[r.label] += 1
         return {s: out[s] for s in SPLITS if s in out}
+
+
+def _set_duplicates(result: ScanResult, by_digest: dict) -> None:
+    groups = sorted(sorted(g) for g in by_digest.values() if len(g) > 1)
+    result.duplicates = [[shown for shown, _ in g] for g in groups]
+    result.duplicate_records = [[file for _, file in g] for g in groups]
 
 
 def _is_hidden(name: str) -> bool:
@@ -137,15 +144,16 @@ def _scan_folder(root: Path, class_names, extra_normal, skip_corrupt, workers) -
         result.records.append(Record(str(path.resolve()), label, split))
         result.modes[mode] += 1
         result.sizes[f"{size[0]}x{size[1]}"] += 1
-        by_digest[digest].append(os.path.relpath(path, root))
+        by_digest[digest].append((os.path.relpath(path, root), result.records[-1].file))
     if result.skipped and not skip_corrupt:
-        listed = "\n  ".join(reason for _, reason in result.skipped[:20])
-        more = f"\n  ... and {len(result.skipped) - 20} more" if len(result.skipped) > 20 else ""
+        # One line (the CLI's contract); `data summary --skip-corrupt` lists them all.
+        listed = "; ".join(reason for _, reason in result.skipped[:3])
+        more = f"; and {len(result.skipped) - 3} more" if len(result.skipped) > 3 else ""
         raise ImageError(
             f"{len(result.skipped)} unreadable file(s) under {root} "
-            f"(pass --skip-corrupt to skip and list them):\n  {listed}{more}"
+            f"(pass --skip-corrupt to skip and list them): {listed}{more}"
         )
-    result.duplicates = sorted(g for g in by_digest.values() if len(g) > 1)
+    _set_duplicates(result, by_digest)
     _check_both_classes(result)
     return result
 
@@ -181,10 +189,10 @@ def _scan_npz(path: Path, class_names) -> ScanResult:
             )
         for i, (img, label) in enumerate(zip(images, labels)):
             result.records.append(Record(f"{path.resolve()}#{split}/{i}", int(label), split))
-            by_digest[pixel_digest(np.squeeze(img))].append(f"{split}/{i}")
+            by_digest[pixel_digest(np.squeeze(img))].append((f"{split}/{i}", result.records[-1].file))
         result.modes["L" if images.ndim == 3 or images.shape[-1] == 1 else "RGB"] += len(images)
         result.sizes[f"{images.shape[2]}x{images.shape[1]}"] += len(images)
-    result.duplicates = sorted(g for g in by_digest.values() if len(g) > 1)
+    _set_duplicates(result, by_digest)
     _check_both_classes(result)
     return result
 

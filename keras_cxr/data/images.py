@@ -59,6 +59,10 @@ def decode(path: str | Path) -> tuple[np.ndarray, str, tuple[int, int]]:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"not a readable image: {path}") from None
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses images over 2 x MAX_IMAGE_PIXELS before decoding them: a bomb, or a scan
+        # far larger than any radiograph; neither is something to decode into memory here.
+        raise ImageError(f"image too large to decode safely: {path} ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"corrupt or truncated image: {path} ({exc})") from None
 

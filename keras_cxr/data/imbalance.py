@@ -23,6 +23,7 @@ def build_manifest(
     minority_fraction: float = 0.25,
     val_per_class: int | None = None,
     seed: int = 0,
+    duplicate_groups: list | None = None,
 ) -> tuple[list[Record], dict]:
     """Builds the imbalanced train / balanced val / untouched test manifest.
 
@@ -38,6 +39,9 @@ def build_manifest(
             Defaults to 0.25 (paper section 3).
         val_per_class: int or None. Defaults to 10% of the minority count (at least 1).
         seed: int. Seed of deletion and carve. Defaults to 0.
+        duplicate_groups: list of lists of Record.file. Pixel-identical images (`ScanResult.
+            duplicate_records`); the carve keeps each group whole, all in train or all in val,
+            so validation never scores an image the classifier trained on. Defaults to none.
 
     Returns:
         (records with split train/val/test, info dict with the counts at each stage).
@@ -84,9 +88,10 @@ def build_manifest(
                 f"`val_per_class`={v} leaves no {name} image for training: only {len(group)} "
                 f"{name} images are in the imbalanced train set"
             )
+    group_of = {f: i for i, g in enumerate(duplicate_groups or ()) for f in g}
     out = []
-    for group in (pool_maj, kept_min):
-        val_idx = set(rng.choice(len(group), size=v, replace=False).tolist())
+    for name, group in ((class_names[majority], pool_maj), (minority_class, kept_min)):
+        val_idx = _carve(group, v, group_of, rng, name)
         out += [Record(r.file, r.label, "val" if i in val_idx else "train") for i, r in enumerate(group)]
     out += test
     out.sort(key=lambda r: ({"train": 0, "val": 1, "test": 2}[r.split], r.label, r.file))
@@ -109,6 +114,25 @@ def build_manifest(
     return out, info
 
 
+def _carve(group: list[Record], v: int, group_of: dict, rng, name: str) -> set:
+    """Indices of `v` validation images drawn at random from `group`, whole duplicate groups only."""
+    units: dict = {}
+    for i, r in enumerate(group):
+        units.setdefault(group_of.get(r.file, ("single", i)), []).append(i)
+    units = list(units.values())
+    chosen, total = set(), 0
+    for u in rng.permutation(len(units)):
+        if total + len(units[u]) <= v:
+            chosen.update(units[u])
+            total += len(units[u])
+            if total == v:
+                break
+    if total < v:  # only when duplicate groups are too large to make up v exactly
+        raise KerasCXRError(f"`val_per_class`={v}: cannot carve {v} {name} validation images without "
+                            f"splitting a group of pixel-identical images; choose another val_per_class")
+    return chosen
+
+
 def imbalanced_from_path(path, data_config, class_names=("NORMAL", "PNEUMONIA"), extra_normal=None,
                          skip_corrupt: bool = False):
     """Scans a dataset and builds its imbalanced manifest with a `DataConfig`'s settings.
@@ -121,5 +145,5 @@ def imbalanced_from_path(path, data_config, class_names=("NORMAL", "PNEUMONIA"),
     scan = scan_dataset(path, class_names, extra_normal, skip_corrupt)
     d = data_config
     records, info = build_manifest(scan.records, scan.class_names, d.minority_class, d.minority_fraction,
-                                   d.val_per_class, d.seed)
+                                   d.val_per_class, d.seed, scan.duplicate_records)
     return records, scan.class_names, info, scan

@@ -23,25 +23,47 @@ def write_manifest(path: str | os.PathLike, records: list[Record], class_names: 
                 w.writerow((r.file, r.label, class_names[r.label], r.split))
 
 
-def read_manifest(path: str | os.PathLike) -> tuple[list[Record], tuple]:
-    """Reads a manifest; returns (records, class_names in label order)."""
+def read_manifest(path: str | os.PathLike, check_files: bool = True) -> tuple[list[Record], tuple]:
+    """Reads and checks a manifest; returns (records, class_names in label order).
+
+    Checked before anything downstream writes: the columns, every label and split, that each
+    label has one class name (and each name one label), that both labels occur, and (with
+    `check_files`) that every image file exists.
+    """
     path = Path(path)
     if not path.is_file():
         raise KerasCXRError(f"manifest not found: {path} (make one with `python -m keras_cxr data prepare`)")
-    records, names = [], {}
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != FIELDS:
-            raise KerasCXRError(f"{path} is not a keras_cxr manifest (columns {reader.fieldnames}, expected {list(FIELDS)})")
-        for line, row in enumerate(reader, start=2):
-            try:
-                label = int(row["label"])
-            except ValueError:
-                raise KerasCXRError(f"{path} line {line}: label {row['label']!r} is not an integer") from None
-            if label not in (0, 1) or row["split"] not in ("train", "val", "test"):
-                raise KerasCXRError(f"{path} line {line}: bad label or split in {row}")
-            names[label] = row["class"]
-            records.append(Record(row["file"], label, row["split"]))
+    records, names, first_line = [], {}, {}
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if tuple(reader.fieldnames or ()) != FIELDS:
+                raise KerasCXRError(f"{path} is not a keras_cxr manifest (columns {reader.fieldnames}, expected {list(FIELDS)})")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    label = int(row["label"])
+                except (TypeError, ValueError):
+                    raise KerasCXRError(f"{path} line {line}: label {row['label']!r} is not an integer") from None
+                if label not in (0, 1) or row["split"] not in ("train", "val", "test") or not row["file"]:
+                    raise KerasCXRError(f"{path} line {line}: bad label, split or file in {row}")
+                name = row["class"]
+                if names.setdefault(label, name) != name:
+                    raise KerasCXRError(f"{path} line {line}: label {label} is class {name!r} here but "
+                                        f"{names[label]!r} on line {first_line[label]}")
+                first_line.setdefault(label, line)
+                records.append(Record(row["file"], label, row["split"]))
+    except UnicodeDecodeError:
+        raise KerasCXRError(f"{path} is not a text CSV manifest") from None
+    except csv.Error as exc:
+        raise KerasCXRError(f"{path} is not a readable CSV manifest ({exc})") from None
     if len(names) != 2:
-        raise KerasCXRError(f"{path} must hold images of both classes")
+        raise KerasCXRError(f"{path} must hold images of both classes (labels 0 and 1); it has only {sorted(names)}")
+    if names[0] == names[1]:
+        raise KerasCXRError(f"{path}: labels 0 and 1 carry the same class name {names[0]!r}")
+    if check_files:
+        missing = sorted({f for f in (r.file.rsplit("#", 1)[0] if ".npz#" in r.file else r.file for r in records)
+                          if not os.path.isfile(f)})
+        if missing:
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise KerasCXRError(f"{path} lists {len(missing)} image file(s) that do not exist: {shown}")
     return records, (names[0], names[1])

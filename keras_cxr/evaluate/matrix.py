@@ -19,7 +19,7 @@ from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifes
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.evaluate.summary import read_cells, write_results
 from keras_cxr.gan.train import train_gan
-from keras_cxr.io_utils import write_json
+from keras_cxr.io_utils import remove_stale_tmp, run_lock, write_json
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -34,8 +34,12 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return k, n
 
 
-def prepare_manifest(config: Config, out_dir: Path, data=None, manifest=None) -> Path:
-    """The matrix's manifest: the given one, or `<out>/data/manifest.csv` built once from `data`."""
+def prepare_manifest(config: Config, out_dir: Path, data=None, manifest=None, planned=None) -> Path:
+    """The matrix's manifest: the given one, or `<out>/data/manifest.csv` built once from `data`.
+
+    `planned`: what `imbalanced_from_path` returned for `data`, when the caller already scanned
+    it (to check the data before writing anything).
+    """
     if manifest is not None:
         read_manifest(manifest)  # validate early
         return Path(manifest)
@@ -46,11 +50,18 @@ def prepare_manifest(config: Config, out_dir: Path, data=None, manifest=None) ->
         info = json.loads(info_path.read_text())
         if info.get("data") != source or info.get("data_config") != config.to_dict()["data"]:
             raise KerasCXRError(f"{out_dir} was prepared from other data or data settings ({info_path}); use another --out")
+        read_manifest(path)
         return path
-    records, class_names, info, _ = imbalanced_from_path(source, config.data)
+    records, class_names, info, _ = planned or imbalanced_from_path(source, config.data)
     write_manifest(path, records, class_names)
     write_json(info_path, {"data": source, "data_config": config.to_dict()["data"], **info})
     return path
+
+
+def matrix_lock(out_dir: Path, k: int, n: int):
+    """One writer per `--out` (per shard when sharded: shards share the folder by design)."""
+    name = ".lock" if n == 1 else f".lock-shard-{k}-of-{n}"
+    return run_lock(out_dir, name, what=f"evaluate-all{'' if n == 1 else f' --shard {k}/{n}'}")
 
 
 def ensure_generators(config: Config, out_dir: Path, manifest: Path, methods, verbose: int) -> None:
@@ -67,9 +78,21 @@ def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str |
                  imagenet_weights=None, only_generators: bool = False, verbose: int = 0) -> dict:
     """Runs the preset's (method, seed) matrix; returns the summary of every cell present."""
     out_dir = Path(out_dir)
-    c = config.classifier
     k, n = parse_shard(shard)
-    manifest = prepare_manifest(config, out_dir, data, manifest)
+    planned = None
+    if manifest is None and not (out_dir / "data" / "manifest.csv").exists():
+        planned = imbalanced_from_path(default_data_path(data), config.data)  # bad data fails before <out> exists
+    elif manifest is not None:
+        read_manifest(manifest)
+    with matrix_lock(out_dir, k, n):
+        if n == 1:  # shards share the folders: another shard's temporary may be live
+            remove_stale_tmp(out_dir, out_dir / "data", out_dir / "cells", out_dir / "weights")
+        manifest = prepare_manifest(config, out_dir, data, manifest, planned)
+        return _evaluate_locked(config, out_dir, manifest, k, n, imagenet_weights, only_generators, verbose)
+
+
+def _evaluate_locked(config, out_dir, manifest, k, n, imagenet_weights, only_generators, verbose) -> dict:
+    c = config.classifier
     gan_methods = [m for m in c.methods if m in GAN_METHODS]
     models_dir = out_dir / "models"
     if n > 1 and any(not (models_dir / m / "1" / "saved_model.pb").exists() for m in gan_methods):

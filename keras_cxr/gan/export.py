@@ -4,7 +4,12 @@ Layout `<models>/<name>/<version>/` with two signatures:
   serving_default(latent float32 [None, latent_dim][, label int32 [None]]) -> {"images"}
   generate(num_images int32 [], label int32 [], seed int64 []) -> {"images"}
 `images` is float32 [None, H, W, 1] in [0, 1], clipped. `assets.extra/keras_cxr.json` records
-what the generator is (kind, alpha, label it generates, image size, preset).
+what the generator is (kind, alpha, label it generates, image size, preset, `max_images`).
+
+The archive is written by Keras' own `keras.export.ExportArchive`, which lists the generator's
+variables on the saved object itself. A hand-made `tf.Module` holding a Keras 3 model saves
+graphs whose variables TensorFlow's C++ loader (`saved_model_cli run`, TF Serving,
+`tf.compat.v1` sessions) cannot find; only the forgiving TF2 Python loader ran those.
 The SavedModel needs TensorFlow only: neither keras_cxr nor Keras to load or serve.
 """
 
@@ -14,6 +19,7 @@ import json
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
@@ -23,6 +29,7 @@ from keras_cxr.gan.grid import to_uint8
 from keras_cxr.io_utils import atomic_path
 
 GENERATE_CHUNK = 256
+DEFAULT_MAX_IMAGES = 4096  # one `generate` call's ceiling: 4,096 128x128 images are 256 MiB of float32
 
 
 def images_from_generator_output(output, pixel_range: str = "0_1"):
@@ -32,59 +39,76 @@ def images_from_generator_output(output, pixel_range: str = "0_1"):
     return tf.clip_by_value(output, 0.0, 1.0)
 
 
-class GeneratorServing(tf.Module):
-    """The exported object: the generator plus its two serving functions."""
+def serving_functions(generator, meta: dict) -> dict:
+    """{signature name: (function, input signature)} of an exported generator.
 
-    def __init__(self, generator, latent_dim: int, conditional: bool, pixel_range: str, generated_label):
-        super().__init__(name="keras_cxr_generator")
-        self.generator = generator
-        self.latent_dim = latent_dim
-        self.conditional = conditional
-        self.pixel_range = pixel_range
-        self.generated_label = -1 if generated_label is None else int(generated_label)
-        latent_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="latent")
+    Bad requests fail inside the graph (TF Serving answers them with an error, never with
+    NaN images or an unbounded allocation): a non-finite latent, a label outside {0, 1} (or, for
+    a DCGAN, not the one it was trained on), a negative `num_images` or one over `max_images`.
+    """
+    latent_dim, pixel_range = int(meta["latent_dim"]), meta["pixel_range"]
+    conditional = meta["kind"] == "cdcgan"
+    max_images = int(meta.get("max_images", DEFAULT_MAX_IMAGES))
+    generated_label = meta.get("generated_label")
+    generated_label = -1 if generated_label is None else int(generated_label)
+
+    def checked(value, *checks):
+        # The value, computed only after its checks pass: without the explicit dependency an
+        # assert may run after the op it guards (the embedding lookup, the latent allocation).
+        with tf.control_dependencies([c for c in checks if c is not None]):
+            return tf.identity(value)
+
+    def images(latent, label=None):
+        latent = tf.debugging.check_numerics(latent, "latent must be finite (no NaN or inf)")
         if conditional:
-            self.serve = tf.function(self._serve_conditional, input_signature=[
-                latent_spec, tf.TensorSpec([None], tf.int32, name="label")])
+            label = checked(label, tf.debugging.assert_non_negative(label, message="label must be 0 or 1"),
+                            tf.debugging.assert_less(label, 2, message="label must be 0 or 1"))
+            out = generator([latent, label], training=False)
         else:
-            self.serve = tf.function(self._serve, input_signature=[latent_spec])
-        self.generate = tf.function(self._generate, input_signature=[
-            tf.TensorSpec([], tf.int32, name="num_images"),
-            tf.TensorSpec([], tf.int32, name="label"),
-            tf.TensorSpec([], tf.int64, name="seed"),
-        ])
+            out = generator(latent, training=False)
+        return {"images": images_from_generator_output(out, pixel_range)}
 
-    def _images(self, latent, label=None):
-        out = self.generator([latent, label] if self.conditional else latent, training=False)
-        return {"images": images_from_generator_output(out, self.pixel_range)}
-
-    def _serve(self, latent):
-        return self._images(latent)
-
-    def _serve_conditional(self, latent, label):
-        tf.debugging.assert_less(label, 2, message="label must be 0 or 1")
-        tf.debugging.assert_non_negative(label, message="label must be 0 or 1")
-        return self._images(latent, label)
-
-    def _generate(self, num_images, label, seed):
-        tf.debugging.assert_non_negative(num_images, message="num_images must be >= 0")
+    def generate(num_images, label, seed):
+        num_images = checked(
+            num_images, tf.debugging.assert_non_negative(num_images, message="num_images must be >= 0"),
+            tf.debugging.assert_less_equal(num_images, max_images,
+                                           message=f"num_images must be <= max_images={max_images}"))
         latent = tf.random.stateless_normal(
-            tf.stack([num_images, self.latent_dim]), tf.stack([seed, tf.constant(0, tf.int64)]))
-        if self.conditional:
-            return self._serve_conditional(latent, tf.fill([num_images], label))
-        tf.debugging.assert_equal(
-            label, self.generated_label,
-            message=f"this DCGAN generator was trained on label {self.generated_label} only")
-        return self._images(latent)
+            tf.stack([num_images, latent_dim]), tf.stack([seed, tf.constant(0, tf.int64)]))
+        if conditional:
+            return images(latent, tf.fill([num_images], label))
+        label = checked(label, tf.debugging.assert_equal(
+            label, generated_label, message=f"this DCGAN generator was trained on label {generated_label} only"))
+        with tf.control_dependencies([label]):
+            return images(tf.identity(latent))
+
+    latent_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="latent")
+    serve_spec = [latent_spec, tf.TensorSpec([None], tf.int32, name="label")] if conditional else [latent_spec]
+    return {
+        "serving_default": (images, serve_spec),
+        "generate": (generate, [tf.TensorSpec([], tf.int32, name="num_images"),
+                                tf.TensorSpec([], tf.int32, name="label"),
+                                tf.TensorSpec([], tf.int64, name="seed")]),
+    }
 
 
 def export_generator(generator, export_dir: str | os.PathLike, meta: dict) -> Path:
-    """Writes the SavedModel atomically (temporary folder, then rename) and returns its path."""
+    """Writes the SavedModel atomically (temporary folder, then rename) and returns its path.
+
+    `meta` needs kind, latent_dim and pixel_range (and generated_label for a DCGAN); `max_images`
+    defaults to DEFAULT_MAX_IMAGES. All of it goes to `assets.extra/keras_cxr.json`.
+    """
     export_dir = Path(export_dir)
-    module = GeneratorServing(generator, meta["latent_dim"], meta["kind"] == "cdcgan", meta["pixel_range"],
-                              meta.get("generated_label"))
+    meta = {**meta, "max_images": int(meta.get("max_images", DEFAULT_MAX_IMAGES))}
+    if meta["max_images"] < 1:
+        raise KerasCXRError(f"`max_images` must be >= 1. Received: max_images={meta['max_images']}")
+    archive = keras.export.ExportArchive()
+    # No `track(generator)`: the endpoints list the variables they capture, and tracking the
+    # Keras variables as well would store every weight twice (measured: 2x the variables file).
+    for name, (fn, spec) in serving_functions(generator, meta).items():
+        archive.add_endpoint(name, fn, input_signature=spec)
     with atomic_path(export_dir, is_dir=True) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve, "generate": module.generate})
+        archive.write_out(str(tmp), verbose=False)
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / "assets.extra" / "keras_cxr.json").write_text(json.dumps(meta, indent=2) + "\n")
     return export_dir
@@ -93,27 +117,38 @@ def export_generator(generator, export_dir: str | os.PathLike, meta: dict) -> Pa
 def load_generator(path: str | os.PathLike):
     """Loads an exported generator; returns (loaded SavedModel, metadata dict)."""
     path = Path(path)
-    if not (path / "saved_model.pb").is_file():
-        raise KerasCXRError(f"not a SavedModel folder (no saved_model.pb): {path}")
+    pb = path / "saved_model.pb"
+    if not pb.is_file():
+        raise KerasCXRError(f"not a SavedModel folder (no saved_model.pb file): {path}")
     meta_path = path / "assets.extra" / "keras_cxr.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    return tf.saved_model.load(str(path)), meta
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise KerasCXRError(f"unreadable generator metadata {meta_path}: {exc}") from None
+    try:
+        loaded = tf.saved_model.load(str(path))
+        loaded.signatures["generate"]
+    except Exception as exc:  # protobuf DecodeError, OSError, KeyError...: all mean "not our SavedModel"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KerasCXRError(f"cannot load the generator SavedModel {pb}: {first[:300]}") from None
+    return loaded, meta
 
 
-def iter_generated(generate_fn, n: int, label: int, seed: int):
-    """Yields float32 [m, H, W, 1] chunks (m <= 256) of n images from a `generate` signature.
+def iter_generated(generate_fn, n: int, label: int, seed: int, chunk: int = GENERATE_CHUNK):
+    """Yields float32 [m, H, W, 1] chunks (m <= `chunk`) of n images from a `generate` signature.
 
-    Chunk k uses seed + k * 2**32, so the first 256 images equal one call generate(n, label, seed).
+    Chunk k uses seed + k * 2**32, so with the default chunk the first 256 images equal one
+    call generate(n, label, seed).
     """
-    for k, start in enumerate(range(0, n, GENERATE_CHUNK)):
-        m = min(GENERATE_CHUNK, n - start)
+    for k, start in enumerate(range(0, n, chunk)):
+        m = min(chunk, n - start)
         out = generate_fn(num_images=tf.constant(m, tf.int32), label=tf.constant(label, tf.int32),
                           seed=tf.constant(seed + (k << 32), tf.int64))
         yield out["images"].numpy()
 
 
-def generate_images(path, n: int, label: int, seed: int) -> np.ndarray:
-    """float32 [n, H, W, 1] in [0, 1] through the `generate` signature (see `iter_generated`)."""
+def _checked(path, n: int, label: int):
+    """Loads the generator after checking a request against it; returns (generate fn, meta)."""
     if n < 1:
         raise KerasCXRError(f"`n` must be >= 1. Received: n={n}")
     if label not in (0, 1):
@@ -122,18 +157,34 @@ def generate_images(path, n: int, label: int, seed: int) -> np.ndarray:
     if meta.get("kind") == "dcgan" and label != meta.get("generated_label"):
         raise KerasCXRError(
             f"{path} is a DCGAN trained on label {meta.get('generated_label')} only. Received: label={label}")
-    return np.concatenate(list(iter_generated(loaded.signatures["generate"], n, label, seed)))
+    return loaded.signatures["generate"], meta
 
 
-def generate_to_folder(path, n: int, label: int, seed: int, out_dir) -> list[Path]:
-    """Writes n generated PNGs (8-bit grayscale) to out_dir; returns their paths."""
-    images = to_uint8(generate_images(path, n, label, seed))
+def _chunk(meta: dict) -> int:
+    return min(GENERATE_CHUNK, int(meta.get("max_images", DEFAULT_MAX_IMAGES)))
+
+
+def generate_images(path, n: int, label: int, seed: int) -> np.ndarray:
+    """float32 [n, H, W, 1] in [0, 1] through the `generate` signature (see `iter_generated`)."""
+    fn, meta = _checked(path, n, label)
+    return np.concatenate(list(iter_generated(fn, n, label, seed, _chunk(meta))))
+
+
+def generate_to_folder(path, n: int, label: int, seed: int, out_dir, progress: bool = True) -> int:
+    """Streams n generated PNGs (8-bit grayscale) to out_dir, one chunk in memory at a time.
+
+    Files are `label{L}_seed{S}_{i:05d}.png`, each written atomically; returns how many.
+    """
+    fn, meta = _checked(path, n, label)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = []
-    for i, img in enumerate(images):
-        f = out_dir / f"label{label}_seed{seed}_{i:05d}.png"
-        with atomic_path(f) as tmp:
-            Image.fromarray(img).save(tmp, format="PNG")
-        files.append(f)
-    return files
+    bar = keras.utils.Progbar(n, unit_name="image") if progress and n > _chunk(meta) else None
+    i = 0
+    for chunk in iter_generated(fn, n, label, seed, _chunk(meta)):
+        for img in to_uint8(chunk):
+            with atomic_path(out_dir / f"label{label}_seed{seed}_{i:05d}.png") as tmp:
+                Image.fromarray(img).save(tmp, format="PNG")
+            i += 1
+        if bar is not None:
+            bar.update(i)
+    return i

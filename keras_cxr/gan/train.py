@@ -16,6 +16,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from keras_cxr.gan.export import export_generator, images_from_generator_output
 from keras_cxr.gan.gan import GAN
 from keras_cxr.gan.generator import build_generator
 from keras_cxr.gan.grid import save_grid
-from keras_cxr.io_utils import atomic_path, write_json
+from keras_cxr.io_utils import atomic_path, remove_stale_tmp, run_lock, write_json
 from keras_cxr.optimizers import FusedAdam
 from keras_cxr.precision import dtype_policy, for_precision
 
@@ -108,15 +110,53 @@ def save_checkpoint(gan: GAN, path: Path, epoch: int) -> None:
             np.savez(fh, **arrays)
 
 
+class CheckpointError(KerasCXRError):
+    """A checkpoint file that cannot be read back whole (truncated, corrupt, not an .npz)."""
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Every array of a checkpoint, read in full so that a bad CRC or a cut-off member shows here."""
+    try:
+        with np.load(path, allow_pickle=False) as ckpt:
+            arrays = {k: ckpt[k] for k in ckpt.files}
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error, OSError, ValueError: all "unreadable"
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from None
+    if "epoch" not in arrays:
+        raise CheckpointError(f"checkpoint {path} is incomplete (no epoch record)")
+    return arrays
+
+
 def load_checkpoint(gan: GAN, path: Path) -> int:
-    with np.load(path) as ckpt:
-        for group, vs in _variables(gan).items():
-            for i, v in enumerate(vs):
-                key = f"{group}/{i}"
-                if key not in ckpt or ckpt[key].shape != tuple(v.shape):
-                    raise KerasCXRError(f"checkpoint {path} does not match the model ({key}); start a new --out")
-                v.assign(ckpt[key])
-        return int(ckpt["epoch"])
+    """Restores G, D and both optimizers from `path`; returns its epoch. Nothing is assigned
+    unless the whole file reads and matches the model."""
+    ckpt = read_checkpoint(path)
+    pairs = []
+    for group, vs in _variables(gan).items():
+        for i, v in enumerate(vs):
+            key = f"{group}/{i}"
+            if key not in ckpt or ckpt[key].shape != tuple(v.shape):
+                raise KerasCXRError(f"checkpoint {path} does not match the model ({key}); start a new --out")
+            pairs.append((v, ckpt[key]))
+    for v, value in pairs:
+        v.assign(value)
+    return int(ckpt["epoch"])
+
+
+def restore_latest(gan: GAN, run_dir: Path, name: str) -> int:
+    """Loads the newest checkpoint that reads completely; returns its epoch (0: none).
+
+    A newer one that does not read (a kill or a full disk mid-write on a filesystem without
+    atomic rename, bit rot) is reported by name and set aside as `*.npz.corrupt`, not deleted.
+    """
+    for path in reversed(_checkpoints(run_dir)):
+        try:
+            return load_checkpoint(gan, path)
+        except CheckpointError as exc:
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            print(f"{name}: {exc}; set it aside as {aside.name} and fell back to the previous checkpoint",
+                  file=sys.stderr)
+    return 0
 
 
 def _run_identity(run_config: dict) -> dict:
@@ -128,6 +168,7 @@ def _run_identity(run_config: dict) -> dict:
     for f in dataclasses.fields(GANConfig):
         gan.setdefault(f.name, json.loads(json.dumps(f.default)))
     gan.pop("jit_compile", None)
+    gan.pop("max_images", None)  # a serving guard, not part of what is trained
     return identity
 
 
@@ -210,7 +251,9 @@ def _truncate_log(log: Path, last_epoch: int) -> None:
     if not log.exists():
         return
     with open(log, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= last_epoch]
+        # A row cut off by a kill mid-append has empty fields: it is dropped with the rest.
+        rows = [r for r in csv.DictReader(fh)
+                if all(r.get(f) not in (None, "") for f in LOG_FIELDS) and int(r["epoch"]) <= last_epoch]
     with atomic_path(log) as tmp:
         with open(tmp, "w", newline="") as fh:
             w = csv.DictWriter(fh, LOG_FIELDS)
@@ -267,14 +310,34 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
     records, class_names = _resolve_records(config, data, manifest)
     train = [r for r in records if r.split == "train"]
     counts = [sum(1 for r in train if r.label == c) for c in (0, 1)]
+    source = manifest or default_data_path(data)
+    if kind == "cdcgan" and min(counts) == 0:
+        raise KerasCXRError(f"a cDCGAN learns both labels, but the train split of {source} has "
+                            f"{counts[0]} {class_names[0]} and {counts[1]} {class_names[1]} images")
     minority = int(np.argmin(counts))  # which class is the minority is read from the data
     if kind == "dcgan":
         train = [r for r in train if r.label == minority]
+    steps = len(train) // g.batch_size
+    if steps == 0:
+        raise KerasCXRError(
+            f"{name}: {len(train)} training images is fewer than `batch_size`={g.batch_size}; "
+            f"lower it with --set gan.batch_size=N"
+        )
     # Only what shapes the GAN identifies the run: classifier settings may change freely.
     gan_preset = {k: v for k, v in config.to_dict().items() if k != "classifier"}
     run_config = {"kind": kind, "alpha": alpha if kind == "cdcgan" else None, "preset": gan_preset,
                   "generated_label": minority if kind == "dcgan" else None, "class_names": list(class_names),
                   "train_files": len(train), "train_counts": counts}
+    # Everything above only reads: bad input has written nothing. From here on, one writer.
+    with run_lock(run_dir, what=f"train-gan {name}"):
+        remove_stale_tmp(run_dir, run_dir / "checkpoints", run_dir / "samples", export_dir.parent)
+        return _train_locked(kind, config, name, alpha, run_dir, export_dir, epochs, steps, train, class_names,
+                             run_config, verbose, strategy, max_epochs)
+
+
+def _train_locked(kind, config, name, alpha, run_dir, export_dir, epochs, steps, train, class_names, run_config,
+                  verbose, strategy, max_epochs) -> dict:
+    g = config.gan
     config_path = run_dir / "config.json"
     if config_path.exists():
         previous = json.loads(config_path.read_text())
@@ -286,30 +349,26 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
     else:
         write_manifest(run_dir / "manifest.csv", train, class_names)
         write_json(config_path, run_config)
+    meta = _export_meta(run_config, name, epochs, g.max_images)
 
     done_path = run_dir / "done.json"
     if done_path.exists():
         done = json.loads(done_path.read_text())
         if not (export_dir / "saved_model.pb").exists():
             gan = build_gan(kind, config, alpha)
-            load_checkpoint(gan, _checkpoints(run_dir)[-1])
-            export_generator(gan.generator, export_dir, _export_meta(run_config, name, epochs))
+            if restore_latest(gan, run_dir, name) != epochs:
+                raise KerasCXRError(f"{name} is marked done but its final checkpoint is missing from "
+                                    f"{run_dir / 'checkpoints'}; delete {done_path} to retrain")
+            export_generator(gan.generator, export_dir, meta)
         print(f"{name}: already trained ({done['epochs']} epochs); generator at {export_dir}")
         return done
 
-    steps = len(train) // g.batch_size
-    if steps == 0:
-        raise KerasCXRError(
-            f"{name}: {len(train)} training images is fewer than `batch_size`={g.batch_size}; "
-            f"lower it with --set gan.batch_size=N"
-        )
     images, labels = load_images(train, config.image_size)
     strategy = strategy or default_strategy()
     with strategy.scope():
         gan = build_gan(kind, config, alpha)
-    start = 0
-    if _checkpoints(run_dir):
-        start = load_checkpoint(gan, _checkpoints(run_dir)[-1])
+    start = restore_latest(gan, run_dir, name)
+    if start:
         print(f"{name}: resuming after epoch {start} of {epochs}")
     _truncate_log(run_dir / "log.csv", start)
     stop = min(epochs, max_epochs) if max_epochs else epochs
@@ -338,14 +397,15 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
     with open(run_dir / "log.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     result["last_epoch"] = {k: (int(v) if k == "epoch" else float(v)) for k, v in rows[-1].items()} if rows else {}
-    export_generator(gan.generator, export_dir, _export_meta(run_config, name, epochs))
+    export_generator(gan.generator, export_dir, meta)
     write_json(done_path, result)
     return result
 
 
-def _export_meta(run_config: dict, name: str, epochs: int) -> dict:
+def _export_meta(run_config: dict, name: str, epochs: int, max_images: int) -> dict:
     p = run_config["preset"]
     return {"name": name, "kind": run_config["kind"], "alpha": run_config["alpha"],
             "generated_label": run_config["generated_label"], "class_names": run_config["class_names"],
             "image_size": p["image_size"], "latent_dim": p["gan"]["latent_dim"],
-            "pixel_range": p["gan"]["pixel_range"], "preset": p["name"], "epochs": epochs}
+            "pixel_range": p["gan"]["pixel_range"], "preset": p["name"], "epochs": epochs,
+            "max_images": max_images}
