@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -198,7 +199,8 @@ def cmd_convert_weights(args) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keras_cxr", description=__doc__.splitlines()[0],
-                                     epilog="--debug (anywhere on the line) shows an error's traceback")
+                                     epilog="anywhere on the line: --debug shows an error's traceback; --verbose "
+                                            "lets TensorFlow print its own start-up and log lines")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="inspect, prepare or fetch a dataset")
@@ -235,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="shorthand for --set gan.seed=S")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset value, e.g. gan.batch_size=64")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train_gan)
+    p.set_defaults(func=cmd_train_gan, needs_tensorflow=True)
 
     from keras_cxr.config import METHODS
 
@@ -251,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_train_classifier)
+    p.set_defaults(func=cmd_train_classifier, needs_tensorflow=True)
 
     p = sub.add_parser("evaluate-all", help="the whole (method, seed) matrix and results.md")
     p.add_argument("--preset", default="quick")
@@ -266,13 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_evaluate_all)
+    p.set_defaults(func=cmd_evaluate_all, needs_tensorflow=True)
 
     p = sub.add_parser("report", help="report.md of an evaluate-all folder: samples, losses, results, "
                                       "ROC, Grad-CAM, lung share, quality, memorisation")
     p.add_argument("--results", required=True, help="the --out folder of evaluate-all")
     p.add_argument("--n-generated", type=int, default=500, help="generated images per generator for quality (default 500)")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, needs_tensorflow=True)
 
     p = sub.add_parser("convert-weights", help="torchvision resnet18 .pth -> keras_cxr ImageNet .npz (needs torch)")
     p.add_argument("--torch", required=True, help="torchvision resnet18 state dict (.pth)")
@@ -285,20 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", type=int, default=1, help="class label to generate (default 1, pneumonia)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=cmd_generate, needs_tensorflow=True)
     return parser
 
 
-def _limit_threads(value: str | None) -> None:
+def _thread_cap(value: str | None) -> int | None:
     """KERAS_CXR_THREADS=N caps TensorFlow's op threads, so that N-way shards share one machine."""
     if not value:
-        return
+        return None
     if not value.isdigit() or int(value) < 1:
         raise KerasCXRError(f"KERAS_CXR_THREADS must be a positive integer. Received: {value!r}")
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(int(value))
-    tf.config.threading.set_inter_op_parallelism_threads(int(value))
+    return int(value)
 
 
 def _check_out(out) -> None:
@@ -322,17 +321,57 @@ def _os_error_message(exc: OSError) -> str:
     return f"{reason}: {where}" if where else reason
 
 
+def _start_tensorflow(verbose: bool, threads: int | None = None) -> None:
+    """Imports TensorFlow and says once which device the command runs on.
+
+    TensorFlow's C++ runtime prints start-up notices (oneDNN, CUDA's `failed call to cuInit`,
+    CPU features) before its logging is configured, so TF_CPP_MIN_LOG_LEVEL cannot hold them back,
+    and they read like failures. Unless the user asked for them (`--verbose`, or their own
+    TF_CPP_MIN_LOG_LEVEL), they go to a scratch file while TensorFlow starts; an import that fails
+    prints them after all.
+    """
+    quiet = not verbose and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    if quiet:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # later notices too (grappler's `remapper failed`)
+    sys.stderr.flush()
+    saved = os.dup(2) if quiet else None
+    sink = tempfile.TemporaryFile() if quiet else None
+    try:
+        if quiet:
+            os.dup2(sink.fileno(), 2)
+        import tensorflow as tf
+
+        if threads:  # before anything initialises the runtime
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        gpus = tf.config.list_logical_devices("GPU")  # CUDA's probe prints here
+    except BaseException:
+        if quiet:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+        raise
+    finally:
+        if quiet:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.close()
+    where = f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}" if gpus else f"CPU ({os.cpu_count()} cores, no GPU visible)"
+    print(f"device: {where}; TensorFlow {tf.__version__}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
-    # --debug anywhere on the line: the traceback of an error instead of its one-line summary.
-    debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    # --debug / --verbose anywhere on the line: an error's traceback; TensorFlow's own log lines.
+    debug, verbose = "--debug" in argv, "--verbose" in argv
+    argv = [a for a in argv if a not in ("--debug", "--verbose")]
     args = build_parser().parse_args(argv)
     try:
-        _limit_threads(os.environ.get("KERAS_CXR_THREADS"))
+        threads = _thread_cap(os.environ.get("KERAS_CXR_THREADS"))
         if getattr(args, "out", None):
             _check_out(args.out)
+        if getattr(args, "needs_tensorflow", False):
+            _start_tensorflow(verbose, threads)
         args.func(args)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Presets as data: frozen dataclasses filled from `experiments/presets/<name>.yaml`.
+"""Presets as data: frozen dataclasses filled from `keras_cxr/presets/<name>.yaml`.
 
 The dataclass defaults are the paper's values (shared FIDELITY table in the README); a preset
 file overrides only what it changes, and `--set section.key=value` overrides a preset from the
@@ -19,7 +19,8 @@ from keras_cxr.errors import KerasCXRError
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # dtype policies (keras_cxr.precision)
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments" / "presets"
+# Package data, so that a wheel install (not only the editable checkout) finds them.
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,7 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def load_preset(preset: str = "quick", overrides: list[str] | None = None) -> Config:
-    """Loads a preset by name (`experiments/presets/<name>.yaml`) or by path, then overrides.
+    """Loads a preset by name (`keras_cxr/presets/<name>.yaml`) or by path, then overrides.
 
     Args:
         preset: str. "paper", "quick", "tiny", or a path to a YAML file. Defaults to "quick".
