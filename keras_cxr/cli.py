@@ -119,7 +119,17 @@ def cmd_train_gan(args) -> dict:
 def cmd_generate(args) -> dict:
     from keras_cxr.gan.export import generate_to_folder
 
-    count = generate_to_folder(args.generator, args.n, args.label, args.seed, args.out)
+    label = args.label
+    if label is None:  # the class the generator was made to add: its data's minority
+        from keras_cxr.gan.export import load_generator
+
+        meta = load_generator(args.generator)[1]
+        label = meta.get("minority_label", meta.get("generated_label"))
+        if label is None:
+            raise KerasCXRError(f"{args.generator} does not record its minority label (exported before "
+                                f"keras_cxr recorded it); pass --label 0 or --label 1")
+        print(f"label: {label} ({meta.get('class_names', ['?', '?'])[label]}, the generator's minority class)")
+    count = generate_to_folder(args.generator, args.n, label, args.seed, args.out)
     print(f"wrote {count} images to {args.out}")
     return {"count": count}
 
@@ -284,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write PNGs from an exported generator SavedModel")
     p.add_argument("--generator", required=True, help="SavedModel folder (<models>/<name>/<version>)")
     p.add_argument("--n", type=int, required=True)
-    p.add_argument("--label", type=int, default=1, help="class label to generate (default 1, pneumonia)")
+    p.add_argument("--label", type=int, default=None,
+                   help="class label to generate (default: the minority class of the generator's training data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate, needs_tensorflow=True)

@@ -43,6 +43,14 @@ def test_evaluate_all_tiny(tiny_matrix, capsys):
                 assert abs(n0 - n1) <= 0.05 * max(n0, n1), cell["train_counts"]
             else:
                 assert n0 == n1, (method, cell["train_counts"])
+            assert cell["train_counts_before"] == [196, 62]  # the real imbalanced train set
+            if method in ("dcgan", "cdcgan_a025", "cdcgan_a050", "cdcgan_a075"):
+                g = cell["generator"]
+                assert g["path"].endswith(f"models/{method}/1") and g["label"] == 1 and g["count"] == 134
+                assert g["kind"] == ("dcgan" if method == "dcgan" else "cdcgan")
+                assert g["alpha"] == (None if method == "dcgan" else int(method[-3:]) / 100)
+            else:
+                assert cell["generator"] is None
             assert Path(cell["weights"]).is_file()
             with h5py.File(cell["weights"]) as h5:  # model weights only, no optimizer slots
                 assert "optimizer" not in h5 and "layers" in h5

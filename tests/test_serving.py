@@ -42,7 +42,8 @@ def exported(tmp_path_factory):
         gen = build_generator(32, LATENT_DIM, 8, conditional=kind == "cdcgan", embedding_dim=8)
         meta = {"name": kind, "kind": kind, "alpha": 0.25 if kind == "cdcgan" else None,
                 "generated_label": 1 if kind == "dcgan" else None, "image_size": 32,
-                "latent_dim": LATENT_DIM, "pixel_range": "0_1", "preset": "tiny", "max_images": 64}
+                "latent_dim": LATENT_DIM, "pixel_range": "0_1", "preset": "tiny", "max_images": 64,
+                "class_names": ["NORMAL", "PNEUMONIA"], "minority_label": 1 if kind == "dcgan" else 0}
         path = export_generator(gen, root / kind / "1", meta)
         out[kind] = (gen, path)
     return out
@@ -180,5 +181,10 @@ def test_generate_cli_streams_in_chunks_and_checks_requests(tmp_path, exported, 
         png = np.asarray(Image.open(out / f"label0_seed4_{i:05d}.png"), np.float32) / 255.0
         np.testing.assert_allclose(png, direct[i, ..., 0], atol=0.5 / 255 + 1e-6)
     capsys.readouterr()
+    # No --label: the generator's minority class (this cDCGAN's data had NORMAL as the minority).
+    assert main(["generate", "--generator", str(path), "--n", "2", "--out", str(tmp_path / "default")]) == 0
+    assert "label: 0 (NORMAL, the generator's minority class)" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "default").glob("*.png")) == ["label0_seed0_00000.png",
+                                                                           "label0_seed0_00001.png"]
     assert main(["generate", "--generator", str(path), "--n", "0", "--out", str(out)]) == 2
     assert "`n` must be >= 1" in capsys.readouterr().err

@@ -65,6 +65,16 @@ class KeepBestWeights(keras.callbacks.Callback):
             self.model.set_weights(self.weights)
 
 
+def _generator_record(rs) -> dict | None:
+    """Which generator a GAN cell's images came from, and what it was asked for."""
+    if rs.generated is None:
+        return None
+    meta_path = Path(rs.generated.path) / "assets.extra" / "keras_cxr.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return {"path": rs.generated.path, "kind": meta.get("kind"), "alpha": meta.get("alpha"),
+            "label": rs.generated.label, "count": rs.generated.count, "seed": rs.generated.seed}
+
+
 def cell_path(out_dir, method: str, seed: int) -> Path:
     return Path(out_dir) / "cells" / f"{method}__seed{seed}.json"
 
@@ -149,7 +159,9 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
         "weights_init": "imagenet" if imagenet_weights else "scratch",
         "metrics": metrics,
         "test_scores": [round(float(v), 6) for v in scores],  # P(pneumonia) per test image, manifest order
+        "train_counts_before": np.bincount(labels, minlength=2).tolist(),  # before resampling
         "train_counts": rs.class_counts(labels), "train_images_per_epoch": n_train,
+        "generator": _generator_record(rs),
         "class_weight": rs.class_weight, "best_epoch": best.best_epoch, "best_val_accuracy": best.best,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "timings_s": {"resample": round(resample_s, 2), "train": round(train_s, 2),

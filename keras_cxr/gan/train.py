@@ -406,6 +406,7 @@ def _export_meta(run_config: dict, name: str, epochs: int, max_images: int) -> d
     p = run_config["preset"]
     return {"name": name, "kind": run_config["kind"], "alpha": run_config["alpha"],
             "generated_label": run_config["generated_label"], "class_names": run_config["class_names"],
+            "minority_label": int(np.argmin(run_config["train_counts"])),  # `generate`'s default label
             "image_size": p["image_size"], "latent_dim": p["gan"]["latent_dim"],
             "pixel_range": p["gan"]["pixel_range"], "preset": p["name"], "epochs": epochs,
             "max_images": max_images}
