@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -332,41 +333,44 @@ def _os_error_message(exc: OSError) -> str:
     return f"{reason}: {where}" if where else reason
 
 
+@contextlib.contextmanager
+def _stderr_to_scratch():
+    """Sends file descriptor 2 (C++ writers included) to a scratch file for the block; replays
+    it if the block fails, so an error's explanation is never swallowed."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _start_tensorflow(verbose: bool, threads: int | None = None) -> None:
     """Imports TensorFlow and says once which device the command runs on.
 
     TensorFlow's C++ runtime prints start-up notices (oneDNN, CUDA's `failed call to cuInit`,
     CPU features) before its logging is configured, so TF_CPP_MIN_LOG_LEVEL cannot hold them back,
     and they read like failures. Unless the user asked for them (`--verbose`, or their own
-    TF_CPP_MIN_LOG_LEVEL), they go to a scratch file while TensorFlow starts; an import that fails
-    prints them after all.
+    TF_CPP_MIN_LOG_LEVEL), they go to a scratch file while TensorFlow starts.
     """
     quiet = not verbose and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     if quiet:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # later notices too (grappler's `remapper failed`)
-    sys.stderr.flush()
-    saved = os.dup(2) if quiet else None
-    sink = tempfile.TemporaryFile() if quiet else None
-    try:
-        if quiet:
-            os.dup2(sink.fileno(), 2)
+    with _stderr_to_scratch() if quiet else contextlib.nullcontext():
         import tensorflow as tf
 
         if threads:  # before anything initialises the runtime
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         gpus = tf.config.list_logical_devices("GPU")  # CUDA's probe prints here
-    except BaseException:
-        if quiet:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-        raise
-    finally:
-        if quiet:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.close()
     where = f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}" if gpus else f"CPU ({os.cpu_count()} cores, no GPU visible)"
     print(f"device: {where}; TensorFlow {tf.__version__}", flush=True)
 

@@ -50,7 +50,6 @@ def prepare_manifest(config: Config, out_dir: Path, data=None, manifest=None, pl
         info = json.loads(info_path.read_text())
         if info.get("data") != source or info.get("data_config") != config.to_dict()["data"]:
             raise KerasCXRError(f"{out_dir} was prepared from other data or data settings ({info_path}); use another --out")
-        read_manifest(path)
         return path
     records, class_names, info, _ = planned or imbalanced_from_path(source, config.data)
     write_manifest(path, records, class_names)
@@ -79,15 +78,16 @@ def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str |
     """Runs the preset's (method, seed) matrix; returns the summary of every cell present."""
     out_dir = Path(out_dir)
     k, n = parse_shard(shard)
+    # Bad data or a bad manifest fails here, before <out> exists.
     planned = None
-    if manifest is None and not (out_dir / "data" / "manifest.csv").exists():
-        planned = imbalanced_from_path(default_data_path(data), config.data)  # bad data fails before <out> exists
-    elif manifest is not None:
-        read_manifest(manifest)
+    if manifest is not None:
+        manifest = prepare_manifest(config, out_dir, data, manifest)  # checks it; writes nothing
+    elif not (out_dir / "data" / "manifest.csv").exists():
+        planned = imbalanced_from_path(default_data_path(data), config.data)
     with matrix_lock(out_dir, k, n):
         if n == 1:  # shards share the folders: another shard's temporary may be live
             remove_stale_tmp(out_dir, out_dir / "data", out_dir / "cells", out_dir / "weights")
-        manifest = prepare_manifest(config, out_dir, data, manifest, planned)
+        manifest = manifest or prepare_manifest(config, out_dir, data, None, planned)
         return _evaluate_locked(config, out_dir, manifest, k, n, imagenet_weights, only_generators, verbose)
 
 

@@ -77,10 +77,8 @@ def serving_functions(generator, meta: dict) -> dict:
             tf.stack([num_images, latent_dim]), tf.stack([seed, tf.constant(0, tf.int64)]))
         if conditional:
             return images(latent, tf.fill([num_images], label))
-        label = checked(label, tf.debugging.assert_equal(
-            label, generated_label, message=f"this DCGAN generator was trained on label {generated_label} only"))
-        with tf.control_dependencies([label]):
-            return images(tf.identity(latent))
+        return images(checked(latent, tf.debugging.assert_equal(
+            label, generated_label, message=f"this DCGAN generator was trained on label {generated_label} only")))
 
     latent_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="latent")
     serve_spec = [latent_spec, tf.TensorSpec([None], tf.int32, name="label")] if conditional else [latent_spec]
