@@ -39,12 +39,8 @@ test-fast: install  ## tests without the slow end-to-end ones
 data-summary:  ## counts, image modes and duplicates of DATA
 	$(PY) -m keras_cxr data summary $(DATA)
 
-train-gan:  ## train DCGAN and cDCGAN(alpha=0.25,0.5,0.75) with PRESET on DATA, export SavedModels to OUT/models
-	$(PY) -m keras_cxr data prepare $(DATA) --out $(OUT)/data --seed $(SEED)
-	$(PY) -m keras_cxr train-gan --model dcgan --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
-	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.25 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
-	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.5 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
-	$(PY) -m keras_cxr train-gan --model cdcgan --alpha 0.75 --preset $(PRESET) --manifest $(OUT)/data/manifest.csv --out $(OUT)
+train-gan:  ## train PRESET's generators (DCGAN + one cDCGAN per gan.alphas) on DATA; SavedModels in OUT/models
+	$(PY) -m keras_cxr evaluate-all --only-generators --preset $(PRESET) $(DATA_ARG) --out $(OUT)
 
 evaluate-all:  ## the 11-method x seeds matrix with PRESET on DATA into OUT, then OUT/report.md
 	$(PY) -m keras_cxr evaluate-all --preset $(PRESET) $(DATA_ARG) --out $(OUT) $(if $(SEEDS),--seeds $(SEEDS),)

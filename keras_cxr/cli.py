@@ -124,7 +124,7 @@ def cmd_generate(args) -> dict:
     if label is None:  # the class the generator was made to add: its data's minority
         from keras_cxr.gan.export import load_generator
 
-        meta = load_generator(args.generator)[1]
+        meta = load_generator(args.generator)[1]  # loads it whole: a broken SavedModel fails here, by name
         label = meta.get("minority_label", meta.get("generated_label"))
         if label is None:
             raise KerasCXRError(f"{args.generator} does not record its minority label (exported before "
@@ -168,16 +168,18 @@ def _classifier_config(args):
 
 def cmd_train_classifier(args) -> dict:
     from keras_cxr.classify.datasets import Splits
-    from keras_cxr.classify.train import train_classifier
+    from keras_cxr.evaluate.cells import run_cell
     from keras_cxr.evaluate.matrix import prepare_manifest
+    from keras_cxr.methods import get_method
 
     _split_weights(args)
     config = _classifier_config(args)
+    get_method(args.method, config.gan.alphas)  # an unknown name fails before any data is read
     out = Path(args.out)
     manifest = prepare_manifest(config, out, args.data, args.manifest)
     splits = Splits.load(manifest, config.image_size)
-    r = train_classifier(args.method, args.seed, config, splits, out, args.models or out / "models",
-                         _weights_file(args), verbose=0 if args.quiet else 1)
+    r = run_cell(args.method, args.seed, config, splits, out, args.models or out / "models",
+                 _weights_file(args), verbose=0 if args.quiet else 1)
     m = r["metrics"]
     print(json.dumps({k: m[k] for k in ("precision", "recall", "specificity", "f1", "roc_auc", "confusion_matrix")}))
     return r
@@ -213,7 +215,24 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog="anywhere on the line: --debug shows an error's traceback; --verbose "
                                             "lets TensorFlow print its own start-up and log lines")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_data_commands(sub)
+    _add_gan_commands(sub)
+    _add_classifier_commands(sub)
+    return parser
 
+
+def _add_run_options(p: argparse.ArgumentParser, out_help: str | None = None) -> None:
+    """What every training command shares: the preset, its overrides, the data, --out, --quiet."""
+    p.add_argument("--preset", default="quick", help="paper, quick, tiny or a YAML path (default quick)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="dataset folder or .npz (default: the bundled sample)")
+    src.add_argument("--manifest", help="manifest.csv from `data prepare`")
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset value, e.g. gan.batch_size=64")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="inspect, prepare or fetch a dataset")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     p = data_sub.add_parser("summary", help="counts per split and class, image sizes/modes, duplicates")
@@ -237,60 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sha256", help="expected sha256 of the archive")
     p.set_defaults(func=cmd_data_fetch)
 
+
+def _add_gan_commands(sub) -> None:
+    from keras_cxr.methods import GAN_KINDS
+
     p = sub.add_parser("train-gan", help="train a DCGAN or cDCGAN, resumably, and export its generator")
-    p.add_argument("--model", choices=["dcgan", "cdcgan"], required=True)
+    p.add_argument("--model", choices=GAN_KINDS, required=True)
     p.add_argument("--alpha", type=float, default=0.5, help="cDCGAN: probability that a fake label is 0 (default 0.5)")
-    p.add_argument("--preset", default="quick", help="paper, quick, tiny or a YAML path (default quick)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="dataset folder or .npz (default: the bundled sample)")
-    src.add_argument("--manifest", help="manifest.csv from `data prepare`")
-    p.add_argument("--out", required=True, help="output folder: <out>/<run>/ and <out>/models/<run>/1/")
     p.add_argument("--seed", type=int, help="shorthand for --set gan.seed=S")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset value, e.g. gan.batch_size=64")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_options(p, "output folder: <out>/<run>/ and <out>/models/<run>/1/")
     p.set_defaults(func=cmd_train_gan, needs_tensorflow=True)
-
-    from keras_cxr.config import METHODS
-
-    p = sub.add_parser("train-classifier", help="train and test ResNet18 for one (method, seed) cell")
-    p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset", default="quick")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="dataset folder or .npz (default: the bundled sample)")
-    src.add_argument("--manifest", help="manifest.csv from `data prepare`")
-    p.add_argument("--models", help="folder of exported generators (default: <out>/models)")
-    p.add_argument("--out", required=True)
-    _add_weights(p)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_train_classifier, needs_tensorflow=True)
-
-    p = sub.add_parser("evaluate-all", help="the whole (method, seed) matrix and results.md")
-    p.add_argument("--preset", default="quick")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="dataset folder or .npz (default: the bundled sample)")
-    src.add_argument("--manifest", help="manifest.csv from `data prepare`")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
-    p.add_argument("--methods", nargs="+", help=f"a subset of: {', '.join(METHODS)}")
-    p.add_argument("--shard", help="K/N: run only cells k with k %% N == K (K = 0..N-1)")
-    p.add_argument("--only-generators", action="store_true", help="train the missing generators, then stop")
-    _add_weights(p)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_evaluate_all, needs_tensorflow=True)
-
-    p = sub.add_parser("report", help="report.md of an evaluate-all folder: samples, losses, results, "
-                                      "ROC, Grad-CAM, lung share, quality, memorisation")
-    p.add_argument("--results", required=True, help="the --out folder of evaluate-all")
-    p.add_argument("--n-generated", type=int, default=500, help="generated images per generator for quality (default 500)")
-    p.set_defaults(func=cmd_report, needs_tensorflow=True)
-
-    p = sub.add_parser("convert-weights", help="torchvision resnet18 .pth -> keras_cxr ImageNet .npz (needs torch)")
-    p.add_argument("--torch", required=True, help="torchvision resnet18 state dict (.pth)")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_convert_weights)
 
     p = sub.add_parser("generate", help="write PNGs from an exported generator SavedModel")
     p.add_argument("--generator", required=True, help="SavedModel folder (<models>/<name>/<version>)")
@@ -300,7 +275,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate, needs_tensorflow=True)
-    return parser
+
+
+def _add_classifier_commands(sub) -> None:
+    from keras_cxr.methods import method_names
+
+    methods = f"{', '.join(method_names())} (cDCGAN rows follow gan.alphas)"
+    p = sub.add_parser("train-classifier", help="train and test the classifier for one (method, seed) cell")
+    p.add_argument("--method", required=True, help=f"one of: {methods}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", help="folder of exported generators (default: <out>/models)")
+    _add_run_options(p)
+    _add_weights(p)
+    p.set_defaults(func=cmd_train_classifier, needs_tensorflow=True)
+
+    p = sub.add_parser("evaluate-all", help="the whole (method, seed) matrix and results.md")
+    p.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
+    p.add_argument("--methods", nargs="+", help=f"a subset of: {methods}")
+    p.add_argument("--shard", help="K/N: run only cells k with k %% N == K (K = 0..N-1)")
+    p.add_argument("--only-generators", action="store_true", help="train the missing generators, then stop")
+    _add_run_options(p)
+    _add_weights(p)
+    p.set_defaults(func=cmd_evaluate_all, needs_tensorflow=True)
+
+    p = sub.add_parser("report", help="report.md of an evaluate-all folder: samples, losses, results, "
+                                      "ROC, Grad-CAM, lung share, quality, memorisation")
+    p.add_argument("--results", required=True, help="the --out folder of evaluate-all")
+    p.add_argument("--n-generated", type=int, default=500, help="generated images per generator for quality (default 500)")
+    p.set_defaults(func=cmd_report, needs_tensorflow=True)
+
+    p = sub.add_parser("convert-weights", help="torchvision resnet18 .pth -> keras_cxr ImageNet .npz (needs torch)")
+    p.add_argument("--torch", required=True, help="torchvision resnet18 .pth state dict")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_convert_weights)
 
 
 def _thread_cap(value: str | None) -> int | None:

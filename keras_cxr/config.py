@@ -61,11 +61,13 @@ class GANConfig:
         beta_1, beta_2: float. Adam decay rates. Defaults to 0.5 and 0.999.
         dcgan_epochs: int. DCGAN epochs on the minority images only. Defaults to 160.
         cdcgan_epochs: int. cDCGAN epochs on all of train. Defaults to 48.
-        alphas: tuple of float. The cDCGAN alphas `make train-gan` trains. Defaults to
-            (0.25, 0.5, 0.75).
+        alphas: tuple of float. One cDCGAN per alpha: its generator (`make train-gan`) and its
+            matrix row `cdcgan_aNNN` (`keras_cxr.methods`). Defaults to (0.25, 0.5, 0.75).
         seed: int. Seed of weights init, real-batch draws, latents and fake labels.
             Defaults to 0.
         keep_checkpoints: int. How many per-epoch checkpoints to keep on disk. Defaults to 2.
+            This and `sample_grid`, `jit_compile`, `max_loss` and `max_images` do not change the
+            trained weights, so a run may resume with other values.
         sample_grid: int. Images per label in the per-epoch sample grid. Defaults to 16.
         jit_compile: bool. XLA-compile the train step. Defaults to False.
         precision: str. "float32" (faithful), "mixed_float16" (GPUs; dynamic loss scaling) or
@@ -100,10 +102,6 @@ class GANConfig:
     max_images: int = 4096
 
 
-METHODS = ("baseline", "class_weights", "undersample", "oversample", "smote", "borderline_smote", "adasyn",
-           "dcgan", "cdcgan_a025", "cdcgan_a050", "cdcgan_a075")
-
-
 @dataclass(frozen=True)
 class ClassifierConfig:
     """ResNet18 training and the experiment matrix (paper 4.1, 4.2, 5).
@@ -116,7 +114,11 @@ class ClassifierConfig:
         max_rotation_deg: float. Augmentation rotation range. Defaults to 10.
         crop_fraction: float. Augmentation crop side. Defaults to 0.9.
         seeds: tuple of int. Seeds of the matrix. Defaults to (0, 1, 2, 3, 4).
-        methods: tuple of str. Methods of the matrix. Defaults to all eleven.
+        methods: tuple of str. Methods of the matrix (`keras_cxr.methods`). Empty: every method,
+            with one cDCGAN row per `gan.alphas` value (the paper's eleven by default).
+            Defaults to ().
+        backbone: str. The classifier network (`keras_cxr.classify.backbones`). Defaults to
+            "resnet18" (paper 4.1).
         smote_k_neighbors: int. Defaults to 5 (imbalanced-learn's default).
         bootstrap: int. Bootstrap resamples for the confidence intervals. Defaults to 10000.
         precision: str. "float32", "mixed_float16" or "mixed_bfloat16", as in GANConfig.
@@ -131,7 +133,8 @@ class ClassifierConfig:
     max_rotation_deg: float = 10.0
     crop_fraction: float = 0.9
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = ()
+    backbone: str = "resnet18"
     smote_k_neighbors: int = 5
     bootstrap: int = 10000
     precision: str = "float32"
@@ -144,6 +147,8 @@ class Config:
     Args:
         name: str. Preset name, recorded in every run directory.
         image_size: int. Square image side for GANs and classifier. Defaults to 128 (paper).
+        kernels: str. CPU speed paths: "auto", "stock" or "conv_grad" (`keras_cxr.kernels`).
+            Same functions either way; only speed and float round-off differ. Defaults to "auto".
         data: DataConfig.
         gan: GANConfig.
         classifier: ClassifierConfig.
@@ -151,9 +156,17 @@ class Config:
 
     name: str = "paper"
     image_size: int = 128
+    kernels: str = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     gan: GANConfig = field(default_factory=GANConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+    def __post_init__(self):
+        if not self.classifier.methods:  # every method of the registry, cDCGAN rows from gan.alphas
+            from keras_cxr.methods import method_names
+
+            classifier = dataclasses.replace(self.classifier, methods=method_names(self.gan.alphas))
+            object.__setattr__(self, "classifier", classifier)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -210,11 +223,11 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
             if not isinstance(value, dict):
                 raise KerasCXRError(f"section `{key}` in {where} must be a mapping")
             top[key] = cls(**{k: _coerce(cls, k, v, f"{where} [{key}]") for k, v in value.items()})
-        elif key in ("name", "image_size"):
+        elif key in ("name", "image_size", "kernels"):
             top[key] = _coerce(Config, key, value, where)
         else:
             raise KerasCXRError(
-                f"unknown key `{key}` in {where} (known: name, image_size, data, gan, classifier)"
+                f"unknown key `{key}` in {where} (known: name, image_size, kernels, data, gan, classifier)"
             )
     config = Config(**top)
     validate(config)
@@ -245,9 +258,6 @@ def validate(config: Config) -> None:
     for section, value in (("gan", g.precision), ("classifier", config.classifier.precision)):
         if value not in PRECISIONS:
             raise KerasCXRError(f"`{section}.precision` must be one of {', '.join(PRECISIONS)}. Received: {value!r}")
-    for a in g.alphas:
-        if not 0 <= a <= 1:
-            raise KerasCXRError(f"`alpha` must be in [0, 1]. Received: alpha={a}")
     for key in ("latent_dim", "filters", "embedding_dim", "dcgan_epochs", "cdcgan_epochs",
                 "keep_checkpoints", "sample_grid"):
         if getattr(g, key) < 1:
@@ -258,10 +268,19 @@ def validate(config: Config) -> None:
         raise KerasCXRError(f"`max_images` must be >= 1. Received: max_images={g.max_images}")
     if not g.max_loss > 0:
         raise KerasCXRError(f"`max_loss` must be > 0. Received: max_loss={g.max_loss}")
+    from keras_cxr.classify.backbones import BACKBONES
+    from keras_cxr.kernels import KERNEL_SETTINGS
+    from keras_cxr.methods import method_names
+
+    if config.kernels not in KERNEL_SETTINGS:
+        raise KerasCXRError(f"`kernels` must be one of {', '.join(KERNEL_SETTINGS)}. Received: kernels={config.kernels!r}")
     c = config.classifier
-    unknown = [m for m in c.methods if m not in METHODS]
+    known = method_names(g.alphas)
+    unknown = [m for m in c.methods if m not in known]
     if unknown:
-        raise KerasCXRError(f"unknown method(s) {unknown} (known: {', '.join(METHODS)})")
+        raise KerasCXRError(f"unknown method(s) {unknown} (known with gan.alphas={list(g.alphas)}: {', '.join(known)})")
+    if c.backbone not in BACKBONES:
+        raise KerasCXRError(f"`classifier.backbone` must be one of {', '.join(BACKBONES)}. Received: backbone={c.backbone!r}")
     for key in ("batch_size", "epochs", "smote_k_neighbors", "bootstrap"):
         if getattr(c, key) < 1:
             raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(c, key)}")

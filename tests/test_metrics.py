@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, precision_score, recall_score
 
-from keras_cxr.evaluate.metrics import binary_metrics, metrics_from_confusion
+from keras_cxr.metrics import binary_metrics, metrics_from_confusion
 from keras_cxr.evaluate.summary import bootstrap_ci, summarize
 
 

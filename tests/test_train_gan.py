@@ -54,8 +54,9 @@ def test_rerun_with_other_settings_is_refused(tmp_path, tiny_data):
         train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2"]), tmp_path, manifest=tiny_data, verbose=0)
 
 
-def test_resume_may_switch_xla_but_not_precision(tmp_path, tiny_data):
-    # XLA changes how the step runs, not what it computes: a run started with it may resume without.
+def test_resume_may_change_only_settings_that_leave_the_weights_alone(tmp_path, tiny_data):
+    # XLA, the kernels, how many checkpoints are kept, the sample grid, the divergence threshold
+    # and the preset's name do not change what is trained: a run may resume with other values.
     train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2", "gan.jit_compile=true"]), tmp_path,
               manifest=tiny_data, verbose=0, max_epochs=1)
     # A run directory from before `gan.precision` existed: the missing key counts at its default.
@@ -63,12 +64,14 @@ def test_resume_may_switch_xla_but_not_precision(tmp_path, tiny_data):
     recorded = json.loads(config_path.read_text())
     del recorded["preset"]["gan"]["precision"]
     config_path.write_text(json.dumps(recorded))
-    with pytest.raises(Exception, match="was started with a different configuration"):
-        train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2", "gan.precision=mixed_bfloat16"]), tmp_path,
-                  manifest=tiny_data, verbose=0)
-    done = train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2", "gan.jit_compile=false"]), tmp_path,
-                     manifest=tiny_data, verbose=0)
+    for other in ("gan.precision=mixed_bfloat16", "gan.learning_rate=0.001", "gan.seed=1"):
+        with pytest.raises(Exception, match="was started with a different configuration"):
+            train_gan("dcgan", load_preset("tiny", ["gan.dcgan_epochs=2", other]), tmp_path, manifest=tiny_data, verbose=0)
+    resume = ["gan.dcgan_epochs=2", "gan.jit_compile=false", "kernels=stock", "gan.keep_checkpoints=1",
+              "gan.sample_grid=2", "gan.max_loss=500", "name=my_tiny"]
+    done = train_gan("dcgan", load_preset("tiny", resume), tmp_path, manifest=tiny_data, verbose=0)
     assert done["epochs"] == 2
+    assert [p.name for p in (tmp_path / "dcgan" / "checkpoints").iterdir()] == ["epoch-0002.npz"]
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
@@ -139,7 +142,8 @@ def test_in_process_generator_equals_served_images(tmp_path, tiny_data):
     import tensorflow as tf
 
     from keras_cxr.gan.export import load_generator
-    from keras_cxr.gan.train import build_gan, load_checkpoint
+    from keras_cxr.gan.run_folder import load_checkpoint
+    from keras_cxr.gan.train import build_gan
 
     config = load_preset("tiny", ["gan.cdcgan_epochs=1"])
     result = train_gan("cdcgan", config, tmp_path, alpha=0.75, manifest=tiny_data, verbose=0)

@@ -4,7 +4,7 @@
 - GAN training: our `GAN.train_step` (via fit) vs the reference codes' loop (Balde, Brownlee:
   `d.train_on_batch` on real, on fake, then the combined model), same architecture and batch;
   with each step's share of the matmul rate (FLOPs counted from the layer shapes, below);
-- ResNet18 training: our fit (fast conv input gradient) vs a plain `fit` of the stock model;
+- ResNet18 training: our fit (`kernels: auto`) vs a plain `fit` of the stock model;
 - input pipeline images/s vs the classifier's consumption rate;
 - generation through the exported SavedModel vs in-process `predict`.
 
@@ -34,14 +34,15 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_cxr.classify import build_resnet18  # noqa: E402
-from keras_cxr.classify.fast_conv import stock_input_grad_is_slow  # noqa: E402
+from keras_cxr.kernels.conv_input_grad import stock_input_grad_is_slow  # noqa: E402
 from keras_cxr.config import load_preset  # noqa: E402
 from keras_cxr.data.pipeline import make_dataset  # noqa: E402
 from keras_cxr.gan import build_discriminator, build_generator  # noqa: E402
 from keras_cxr.gan.export import export_generator  # noqa: E402
 from keras_cxr.gan.train import build_gan  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
-from keras_cxr.optimizers import FusedAdam  # noqa: E402
+from keras_cxr.kernels import STOCK, Kernels, resolve  # noqa: E402
+from keras_cxr.kernels.adam import FusedAdam  # noqa: E402
 from keras_cxr.precision import dtype_policy  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -140,7 +141,7 @@ def gan_step_fn(config, batch: int, jit: bool, fast_kernels: bool, precision: st
     output-conv kernels and fused Adam, or Keras' stock ops for both."""
     config = load_preset(config.name, [f"gan.batch_size={batch}", f"gan.jit_compile={str(jit).lower()}",
                                        f"gan.precision={precision}"])
-    gan = build_gan("dcgan", config, fast_output_conv=fast_kernels, fused_adam=fast_kernels)
+    gan = build_gan("dcgan", config, kernels=Kernels(gan_output_conv=True, fused_adam=True) if fast_kernels else STOCK)
     x = tf.random.uniform([batch // 2, config.image_size, config.image_size, 1])
     ds = tf.data.Dataset.from_tensors((x, tf.ones([batch // 2], tf.int32))).repeat()
     return train_function_step(gan, ds, "g_loss")
@@ -157,7 +158,7 @@ def gan_reference_fn(config, batch: int):
     combined.train_on_batch(z, ones), with D frozen in the combined model (timing semantics), on
     the same architecture with Keras' stock layers."""
     g = config.gan
-    gen = build_generator(config.image_size, g.latent_dim, g.filters, fast_output_conv=False)
+    gen = build_generator(config.image_size, g.latent_dim, g.filters, kernels=STOCK)
     disc = build_discriminator(config.image_size, g.filters)
     disc.compile(keras.optimizers.Adam(g.learning_rate, beta_1=0.5), "binary_crossentropy")
     half = batch // 2
@@ -179,21 +180,17 @@ def gan_reference_fn(config, batch: int):
 
 
 # The stock Keras ops ("plain" in bench.md): Keras' conv input gradient, batch norm and Adam.
-PLAIN_KERNELS = {"fast_input_grad": False, "fused_bn": False, "fused_adam": False}
+PLAIN_KERNELS = {"kernels": STOCK}
 
 
-def resnet_step_fn(size: int, batch: int, fast_input_grad: bool | None = None, fused_bn: bool = True,
-                   fused_adam: bool = True, precision: str = "float32"):
-    """One ResNet18 training step (Adam, BCE on one-hot labels) as one callable. The defaults are
-    fused batch norm, fused Adam and (None) the conv input gradient the calibration would pick
-    here; keras_cxr itself trains with the stock input gradient, whatever the timing;
-    **PLAIN_KERNELS gives the stock Keras layers and Adam."""
-    if fast_input_grad is None:
-        fast_input_grad = not tf.config.list_logical_devices("GPU") and stock_input_grad_is_slow()
+def resnet_step_fn(size: int, batch: int, kernels: Kernels | None = None, precision: str = "float32"):
+    """One ResNet18 training step (Adam, BCE on one-hot labels) as one callable, with `kernels`
+    (default: what `kernels: auto` runs here); **PLAIN_KERNELS gives the stock Keras layers and Adam."""
+    kernels = kernels or resolve("auto")
     keras.utils.set_random_seed(0)
     with dtype_policy(precision):
-        model = build_resnet18(size, fast_input_grad=fast_input_grad, fused_bn=fused_bn)
-    model.compile(FusedAdam(4e-3, fused=fused_adam), "binary_crossentropy")  # fused=False: Keras' Adam
+        model = build_resnet18(size, kernels=kernels)
+    model.compile(FusedAdam(4e-3, fused=kernels.fused_adam), "binary_crossentropy")  # fused=False: Keras' Adam
     x = tf.random.uniform([batch, size, size, 1])
     ds = tf.data.Dataset.from_tensors((x, tf.one_hot(tf.zeros([batch], tf.int32), 2))).repeat()
     return train_function_step(model, ds, "loss")
@@ -284,7 +281,8 @@ def main() -> None:
                                    "ours_bf16": resnet_step_fn(size, batch, precision="mixed_bfloat16")}, rounds)
             ours = stats["ours"]["median_s"]
             row = {"preset": name, "batch": batch, "matmul_flops": peak, "seconds": stats,
-                   "fast_input_grad": not on_gpu and stock_input_grad_is_slow(), "speedup": stats["plain_fit"]["median_s"] / ours,
+                   "fast_input_grad": resolve("auto").conv_input_grad,
+                   "conv_grad_would_pay": not on_gpu and stock_input_grad_is_slow(), "speedup": stats["plain_fit"]["median_s"] / ours,
                    "images_per_s": batch / ours, "share_of_matmul": 3 * rn_flops * batch / ours / peak,
                    "plain_share_of_matmul": 3 * rn_flops * batch / stats["plain_fit"]["median_s"] / peak,
                    "bf16_speedup": stats["plain_fit"]["median_s"] / stats["ours_bf16"]["median_s"]}
@@ -319,7 +317,7 @@ def markdown(out: dict, args) -> str:
           "## GAN training step (DCGAN architecture)\n",
           "Reference: the codes' loop (`D.train_on_batch` real, `D.train_on_batch(G.predict(z))`, combined "
           "`train_on_batch`) with Keras' stock layers and Adam. Ours: `GAN.train_step`, with the same stock ops, with "
-          "keras_cxr's kernels (generator output conv `keras_cxr.gan.fast_conv`, fused Adam), with those plus XLA, and "
+          "keras_cxr's kernels (generator output conv `keras_cxr.kernels.gan_output_conv`, fused Adam), with those plus XLA, and "
           "with those under the opt-in `mixed_bfloat16` policy (its matmul share counts the same FLOPs against the "
           "fp32 matmul). **Bold**: the variant `train-gan` runs with that preset on this machine.\n",
           "| preset | batch | matmul GFLOP/s | reference ms | ours, stock kernels | ours, fast kernels | ours, fast kernels + XLA | ours, fast kernels, mixed_bfloat16 | trained variant vs reference | real images/s | GFLOP/s | share of matmul |",
@@ -335,9 +333,9 @@ def markdown(out: dict, args) -> str:
                   f"{r['share_of_matmul'] * r['matmul_flops'] / 1e9:.0f} | {r['share_of_matmul']:.0%} |")
     md += ["", "## ResNet18 training step\n",
            "Plain: the stock Keras layers and Adam, as `fit` runs them. Ours: as `evaluate-all` trains it on this "
-           "machine: fused batch norm (`keras_cxr.classify.fast_bn`), fused Adam (`keras_cxr.optimizers`), and the "
-           "conv input gradient as a forward convolution when no GPU is visible and a one-off calibration finds "
-           "the stock kernel slow (the last column says which path it took). Ours, mixed_bfloat16: the same under the "
+           "machine (`kernels: auto`): fused batch norm (`keras_cxr.kernels.batch_norm`), fused Adam "
+           "(`keras_cxr.kernels.adam`) and the stock conv input gradient (the last column says which path ran; "
+           "`kernels: conv_grad` opts into the forward-convolution rewrite). Ours, mixed_bfloat16: the same under the "
            "opt-in `mixed_bfloat16` policy.\n",
            "| preset | batch | matmul GFLOP/s | plain ms | ours ms | ours vs plain | images/s | share of matmul (plain / ours) | ours' input gradient | ours, mixed_bfloat16 ms: vs plain |",
            "|---|---|---|---|---|---|---|---|---|---|"]

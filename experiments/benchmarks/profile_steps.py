@@ -32,9 +32,13 @@ RESULTS = HERE / "results"
 
 def _scaling_child() -> None:
     """Runs in a subprocess: prints one JSON line of step times under the inherited thread cap."""
-    from keras_cxr.cli import _limit_threads
+    import tensorflow as tf
 
-    _limit_threads(os.environ.get("KERAS_CXR_THREADS"))
+    from keras_cxr.cli import _thread_cap
+
+    threads = _thread_cap(os.environ.get("KERAS_CXR_THREADS"))
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
     import bench
     from keras_cxr.config import load_preset
 

@@ -8,7 +8,7 @@ Variants, each adding one kernel to the previous:
   stock         Keras' BatchNormalization and Adam, TensorFlow's conv input gradient
   +fused BN     keras_cxr.classify.fast_bn.FusedBatchNormalization
   +fused Adam   keras_cxr.optimizers.FusedAdam
-  +conv grad    keras_cxr.classify.fast_conv input gradient as a forward convolution
+  +conv grad    keras_cxr.kernels.conv_input_grad: the input gradient as a forward convolution
 and, beside them, "+fused Adam" under the mixed_bfloat16 policy (keras_cxr.precision; this CPU
 has AVX-512 BF16).
 """
@@ -27,16 +27,16 @@ sys.path.insert(0, str(HERE))  # the sibling bench.py
 import tensorflow as tf  # noqa: E402
 
 import bench  # noqa: E402
-from keras_cxr.classify.fast_conv import stock_input_grad_is_slow  # noqa: E402
+from keras_cxr.kernels.conv_input_grad import stock_input_grad_is_slow  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
+from keras_cxr.kernels import Kernels  # noqa: E402
 
-VARIANTS = {  # name: bench.resnet_step_fn arguments
+VARIANTS = {  # name: bench.resnet_step_fn arguments; each float32 variant adds one kernel
     "stock": bench.PLAIN_KERNELS,
-    "+fused BN": {"fast_input_grad": False, "fused_bn": True, "fused_adam": False},
-    "+fused Adam": {"fast_input_grad": False, "fused_bn": True, "fused_adam": True},
-    "+conv grad": {"fast_input_grad": True, "fused_bn": True, "fused_adam": True},
-    "+fused Adam, mixed_bfloat16": {"fast_input_grad": False, "fused_bn": True, "fused_adam": True,
-                                    "precision": "mixed_bfloat16"},
+    "+fused BN": {"kernels": Kernels(fused_bn=True)},
+    "+fused Adam": {"kernels": Kernels(fused_bn=True, fused_adam=True)},
+    "+conv grad": {"kernels": Kernels(fused_bn=True, fused_adam=True, conv_input_grad=True)},
+    "+fused Adam, mixed_bfloat16": {"kernels": Kernels(fused_bn=True, fused_adam=True), "precision": "mixed_bfloat16"},
 }
 
 
@@ -61,8 +61,9 @@ def main() -> None:
           f"`python experiments/benchmarks/resnet18_step.py --rounds {args.rounds}`; {host['cpus']} CPUs ({host['cpu_model']}), "
           f"TensorFlow {host['tensorflow']}, {host['gpus']} GPUs; one run, variants interleaved (bench.py's method); "
           "median ms per step [interquartile range] and speed-up over stock. Each float32 variant adds one kernel to "
-          f"the one before; the last is `+fused Adam` under the mixed_bfloat16 policy. On this machine the calibration {'takes' if host['calibration_picks_conv_grad'] else 'does not take'} "
-          "the conv input-gradient rewrite by default.", "",
+          f"the one before; the last is `+fused Adam` under the mixed_bfloat16 policy. `kernels: auto` runs `+fused Adam`; `kernels: conv_grad` runs `+conv grad`. "
+          f"The calibration (`stock_input_grad_is_slow`) {'finds' if host['calibration_picks_conv_grad'] else 'does not find'} "
+          "the stock input gradient slow here.", "",
           "| input | batch | " + " | ".join(VARIANTS) + " |", "|---|---|" + "---|" * len(VARIANTS)]
     md += [f"| {r['size']}x{r['size']} | {r['batch']} | " + " | ".join(
         f"{bench.fmt_ms(r['seconds'][n])}: {r['speedup_vs_stock'][n]:.2f}x" for n in VARIANTS) + " |" for r in rows]

@@ -1,5 +1,14 @@
-"""Classify: the ResNet18, its ImageNet weight converter, and one training run per (method, seed)."""
-
-from keras_cxr.classify.resnet18 import LAST_CONV_LAYER, build_resnet18
+"""Classify: the classifier backbones (ResNet18), the ImageNet weight converter, and one training
+run per (method, seed)."""
 
 __all__ = ["LAST_CONV_LAYER", "build_resnet18"]
+
+
+def __getattr__(name):
+    # Keras is imported on first use, so that config validation (which reads the backbone names
+    # in `classify.backbones`) does not start TensorFlow.
+    if name in __all__:
+        from keras_cxr.classify import resnet18
+
+        return getattr(resnet18, name)
+    raise AttributeError(f"module 'keras_cxr.classify' has no attribute {name!r}")

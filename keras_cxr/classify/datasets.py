@@ -11,9 +11,9 @@ import tensorflow as tf
 from keras_cxr.data import read_manifest
 from keras_cxr.data.pipeline import augment_and_batch, load_images
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.gan.export import iter_generated, load_generator
-from keras_cxr.gan.grid import to_uint8
 from keras_cxr.resample import ResampledSet
+from keras_cxr.resample.gan import generated_stream
+
 
 @dataclass
 class Splits:
@@ -36,25 +36,6 @@ class Splits:
                                     f"the classifier needs both classes in train, val and test")
             parts[split] = load_images(rs, image_size)
         return cls(names, parts["train"], parts["val"], parts["test"])
-
-
-def generated_stream(path: str, label: int, count: int, seed: int, image_size: int):
-    """A callable yielding `count` uint8 images from a SavedModel generator, chunk by chunk.
-
-    Same seeds as `generate` (`iter_generated`), so every epoch sees the same generated set, the
-    paper's fixed synthetic set, without holding it in memory.
-    """
-    loaded, meta = load_generator(path)
-    if meta.get("image_size") not in (None, image_size):
-        raise KerasCXRError(f"generator {path} makes {meta['image_size']}x{meta['image_size']} images; "
-                            f"the classifier expects {image_size}x{image_size}")
-    fn = loaded.signatures["generate"]
-
-    def stream():
-        for chunk in iter_generated(fn, count, label, seed):
-            yield from to_uint8(chunk)
-
-    return stream
 
 
 def train_dataset(splits: Splits, rs: ResampledSet, batch_size: int, seed: int, image_size: int,

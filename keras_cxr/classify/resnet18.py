@@ -12,9 +12,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_cxr.classify.fast_bn import FusedBatchNormalization
-from keras_cxr.classify.fast_conv import FastGradConv2D
 from keras_cxr.errors import KerasCXRError
+from keras_cxr.kernels import Kernels, resolve
+from keras_cxr.kernels.batch_norm import FusedBatchNormalization
+from keras_cxr.kernels.conv_input_grad import FastGradConv2D
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -53,7 +54,7 @@ def _basic_block(x, filters, stride, prefix, fast, fused_bn):
 
 
 def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "resnet18",
-                   fast_input_grad: bool = False, fused_bn: bool = True) -> keras.Model:
+                   kernels: Kernels | None = None) -> keras.Model:
     """Builds ResNet18 for grayscale input in [0, 1].
 
     The gray channel is replicated to RGB and normalised with the ImageNet mean and std
@@ -64,21 +65,18 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
         image_size: int. Input side (>= 32). Defaults to 128 (paper).
         num_classes: int. Units of the sigmoid head. Defaults to 2 (paper 4.1).
         name: str. Defaults to "resnet18".
-        fast_input_grad: bool. Residual-stage convs compute their input gradient as a
-            forward convolution (`fast_conv`): the same function, up to ~5x faster on CPUs whose
-            stock kernel is slow, but with other float round-off. Not chosen by timing: a
-            timing-based default made a cell's numbers depend on machine load (a loaded machine
-            flipped the choice). `fast_conv.stock_input_grad_is_slow()` says whether it pays
-            here. Defaults to False.
-        fused_bn: bool. Batch norm trains with TensorFlow's fused kernel (`fast_bn`): same
-            numbers, ~2x faster per BN layer on CPU. The layer class is the same either way.
-            Defaults to True.
+        kernels: keras_cxr.kernels.Kernels. Speed paths (`conv_input_grad`: residual-stage
+            convs compute their input gradient as a forward convolution; `fused_bn`: batch norm
+            trains with TensorFlow's fused kernel). The layer classes are the same either way,
+            so weight files load across settings. Defaults to `resolve("auto")`.
 
     Returns:
         keras.Model: `image` [B, H, W, 1] -> `fc` [B, num_classes] sigmoid probabilities.
     """
     if image_size < 32:
         raise KerasCXRError(f"`image_size` must be >= 32 for ResNet18. Received: image_size={image_size}")
+    kernels = kernels or resolve("auto")
+    fast_input_grad, fused_bn = kernels.conv_input_grad, kernels.fused_bn
     image = keras.Input((image_size, image_size, 1), name="image")
     x = keras.layers.Concatenate(name="gray_to_rgb")([image, image, image])
     x = keras.layers.Normalization(

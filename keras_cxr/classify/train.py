@@ -1,50 +1,24 @@
-"""`train-classifier`: one (method, seed) cell: rebalance, train ResNet18, test, write a JSON."""
+"""One (method, seed) cell: rebalance, train the classifier, test. `evaluate.cells` writes its JSON."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from keras_cxr.classify.convert import load_imagenet_weights
+from keras_cxr.classify.backbones import backbone, build_classifier
 from keras_cxr.classify.datasets import Splits, eval_dataset, train_dataset
-from keras_cxr.classify.resnet18 import build_resnet18
-from keras_cxr.config import METHODS, Config
+from keras_cxr.config import Config
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.evaluate.metrics import binary_metrics
-from keras_cxr.io_utils import atomic_path, write_json
-from keras_cxr.optimizers import FusedAdam
+from keras_cxr.gan.export import read_meta
+from keras_cxr.io_utils import atomic_path
+from keras_cxr.kernels import resolve
+from keras_cxr.kernels.adam import FusedAdam
+from keras_cxr.methods import get_method
+from keras_cxr.metrics import binary_metrics
 from keras_cxr.precision import dtype_policy
-from keras_cxr.resample import (ClassWeights, GANOversample, NoResampling, PixelSMOTE, RandomOversample,
-                                RandomUndersample)
-
-GAN_METHODS = ("dcgan", "cdcgan_a025", "cdcgan_a050", "cdcgan_a075")
-
-
-def make_resampler(method: str, seed: int, config: Config, models_dir=None):
-    """The resampler behind a method name (a plain mapping: the matrix's eleven rows)."""
-    if method not in METHODS:
-        raise KerasCXRError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
-    if method in GAN_METHODS:
-        if models_dir is None:
-            raise KerasCXRError(f"method {method!r} needs exported generators (--models DIR)")
-        path = Path(models_dir) / method / "1"
-        if not (path / "saved_model.pb").exists():
-            raise KerasCXRError(f"method {method!r}: no generator at {path} (train it with `train-gan`)")
-        return GANOversample(path, seed=seed)
-    k = config.classifier.smote_k_neighbors
-    return {
-        "baseline": lambda: NoResampling(),
-        "class_weights": lambda: ClassWeights(),
-        "undersample": lambda: RandomUndersample(seed=seed),
-        "oversample": lambda: RandomOversample(seed=seed),
-        "smote": lambda: PixelSMOTE("smote", k_neighbors=k, seed=seed),
-        "borderline_smote": lambda: PixelSMOTE("borderline_smote", k_neighbors=k, seed=seed),
-        "adasyn": lambda: PixelSMOTE("adasyn", k_neighbors=k, seed=seed),
-    }[method]()
 
 
 class KeepBestWeights(keras.callbacks.Callback):
@@ -69,18 +43,13 @@ def _generator_record(rs) -> dict | None:
     """Which generator a GAN cell's images came from, and what it was asked for."""
     if rs.generated is None:
         return None
-    meta_path = Path(rs.generated.path) / "assets.extra" / "keras_cxr.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_meta(rs.generated.path)
     return {"path": rs.generated.path, "kind": meta.get("kind"), "alpha": meta.get("alpha"),
             "label": rs.generated.label, "count": rs.generated.count, "seed": rs.generated.seed}
 
 
-def cell_path(out_dir, method: str, seed: int) -> Path:
-    return Path(out_dir) / "cells" / f"{method}__seed{seed}.json"
-
-
 class ClassifierSession:
-    """One compiled ResNet18 reused by every cell of a matrix.
+    """One compiled classifier reused by every cell of a matrix.
 
     Tracing ResNet18's train, validation and predict functions costs ~15 s on a CPU, more than
     training a small cell. Each cell instead resets the model to the seeded initial weights a
@@ -90,11 +59,14 @@ class ClassifierSession:
 
     def __init__(self, config: Config, imagenet_weights=None):
         c = config.classifier
-        self.image_size, self.imagenet_weights = config.image_size, imagenet_weights
+        self.config, self.imagenet_weights = config, imagenet_weights
+        self.kernels = resolve(config.kernels)
+        if imagenet_weights and backbone(c.backbone).load_imagenet is None:
+            raise KerasCXRError(f"backbone {c.backbone!r} has no ImageNet weight loader; use --weights scratch")
         with dtype_policy(c.precision):  # compile wraps Adam in loss scaling under mixed_float16
-            self.model = build_resnet18(config.image_size)
+            self.model = build_classifier(config, kernels=self.kernels).model
         self.model.compile(
-            optimizer=FusedAdam(c.learning_rate, beta_1=c.beta_1, beta_2=c.beta_2),
+            optimizer=FusedAdam(c.learning_rate, beta_1=c.beta_1, beta_2=c.beta_2, fused=self.kernels.fused_adam),
             loss=keras.losses.BinaryCrossentropy(),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
@@ -104,9 +76,9 @@ class ClassifierSession:
     def reset(self, seed: int) -> keras.Model:
         """The model with seed `seed`'s initial weights (ImageNet body if given) and a fresh optimizer."""
         keras.utils.set_random_seed(seed)
-        fresh = build_resnet18(self.image_size)
+        fresh = build_classifier(self.config, kernels=self.kernels).model
         if self.imagenet_weights:
-            load_imagenet_weights(fresh, self.imagenet_weights)
+            backbone(self.config.classifier.backbone).load_imagenet(fresh, self.imagenet_weights)
         self.model.set_weights(fresh.get_weights())
         for v, init in zip(self.model.optimizer.variables, self._optimizer_init):
             v.assign(init)
@@ -115,13 +87,14 @@ class ClassifierSession:
 
 def train_classifier(method: str, seed: int, config: Config, splits: Splits, out_dir, models_dir=None,
                      imagenet_weights=None, verbose: int = 0, session: ClassifierSession | None = None) -> dict:
-    """Trains and tests one cell; writes `<out>/cells/<method>__seed<S>.json` and its weights.
+    """Trains and tests one cell; writes its weights to `<out>/weights/<method>__seed<S>.weights.h5`.
 
     Args:
         session: ClassifierSession. Reuse a compiled model across cells. Defaults to a new one.
 
     Returns:
-        The cell's result dict (metrics, counts, config, timings, weights path).
+        The cell's result dict (metrics, counts, config, timings, weights path), which
+        `keras_cxr.evaluate.cells` writes as the cell's JSON.
     """
     c = config.classifier
     t0 = time.perf_counter()
@@ -131,7 +104,7 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     # the seed's initial weights: paired comparisons differ only by the method.
     keras.utils.set_random_seed(seed)
     images, labels = splits.train
-    rs = make_resampler(method, seed, config, models_dir).fit_resample(labels, images)
+    rs = get_method(method, config.gan.alphas).resampler(seed, config, models_dir).fit_resample(labels, images)
     resample_s = time.perf_counter() - t0
     ds, n_train = train_dataset(splits, rs, c.batch_size, seed, config.image_size, c.max_rotation_deg, c.crop_fraction)
     session = session or ClassifierSession(config, imagenet_weights)
@@ -141,21 +114,12 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     history = model.fit(ds, validation_data=eval_dataset(*splits.val, c.batch_size), epochs=c.epochs,
                         callbacks=[best], verbose=verbose, shuffle=False)
     train_s = time.perf_counter() - t1
-    probs = model.predict(eval_dataset(*splits.test, c.batch_size), verbose=0)
-    y_true = splits.test[1]
-    scores = probs[:, 1] / np.maximum(probs.sum(axis=1), 1e-12)  # two independent sigmoids -> P(pneumonia)
-    metrics = binary_metrics(y_true, probs.argmax(axis=1), scores)
+    scores, metrics = _test(model, splits, c.batch_size)
     weights_path = Path(out_dir) / "weights" / f"{method}__seed{seed}.weights.h5"
-    # Saved from an uncompiled twin: a compiled model's save_weights also stores the Adam slots
-    # (twice the model's size), which inference and Grad-CAM never need.
-    inference = build_resnet18(config.image_size)
-    inference.set_weights(model.get_weights())
-    with atomic_path(weights_path) as tmp:
-        tmp_h5 = tmp.with_name(tmp.name + ".weights.h5")
-        inference.save_weights(tmp_h5)
-        tmp_h5.replace(tmp)
-    result = {
+    _save_weights(model, config, weights_path)
+    return {
         "method": method, "seed": seed, "preset": config.name, "image_size": config.image_size,
+        "kernels": config.kernels,
         "weights_init": "imagenet" if imagenet_weights else "scratch",
         "metrics": metrics,
         "test_scores": [round(float(v), 6) for v in scores],  # P(pneumonia) per test image, manifest order
@@ -168,9 +132,21 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
                       "total": round(time.perf_counter() - t0, 2)},
         "weights": str(weights_path), "classifier_config": config.to_dict()["classifier"],
     }
-    write_json(cell_path(out_dir, method, seed), result)
-    return result
 
 
-def load_cell(path) -> dict:
-    return json.loads(Path(path).read_text())
+def _test(model, splits: Splits, batch_size: int) -> tuple[np.ndarray, dict]:
+    """P(pneumonia) per test image, and the metrics of the argmax predictions."""
+    probs = model.predict(eval_dataset(*splits.test, batch_size), verbose=0)
+    scores = probs[:, 1] / np.maximum(probs.sum(axis=1), 1e-12)  # two independent sigmoids -> P(pneumonia)
+    return scores, binary_metrics(splits.test[1], probs.argmax(axis=1), scores)
+
+
+def _save_weights(model, config: Config, path: Path) -> None:
+    # Saved from an uncompiled twin: a compiled model's save_weights also stores the Adam slots
+    # (twice the model's size), which inference and Grad-CAM never need.
+    inference = build_classifier(config).model
+    inference.set_weights(model.get_weights())
+    with atomic_path(path) as tmp:
+        tmp_h5 = tmp.with_name(tmp.name + ".weights.h5")
+        inference.save_weights(tmp_h5)
+        tmp_h5.replace(tmp)

@@ -55,42 +55,20 @@ def build_manifest(
             f"`minority_class` must be one of {list(class_names)}. Received: minority_class={minority_class!r}"
         )
     minority = class_names.index(minority_class)
-    majority = 1 - minority
+    majority_name = class_names[1 - minority]
     records = sorted(records, key=lambda r: (r.split, r.label, r.file))
     pool = [r for r in records if r.split in ("train", "val")]
     test = [Record(r.file, r.label, "test") for r in records if r.split == "test"]
     if not test:
         raise KerasCXRError("the dataset has no test split: the paper evaluates on the untouched test set")
     pool_min = [r for r in pool if r.label == minority]
-    pool_maj = [r for r in pool if r.label == majority]
-    n_min = math.floor(minority_fraction / (1 - minority_fraction) * len(pool_maj) + 1e-9)
-    if n_min > len(pool_min):
-        raise KerasCXRError(
-            f"`minority_fraction`={minority_fraction} needs {n_min} {minority_class} train images "
-            f"beside {len(pool_maj)} {class_names[majority]}, but only {len(pool_min)} exist; "
-            f"lower minority_fraction"
-        )
-    if n_min < 2:
-        raise KerasCXRError(
-            f"`minority_fraction`={minority_fraction} leaves {n_min} {minority_class} train images; "
-            f"at least 2 are needed (one for train, one for validation)"
-        )
-    rng = np.random.default_rng(seed)
-    keep = sorted(rng.choice(len(pool_min), size=n_min, replace=False).tolist())
-    kept_min = [pool_min[i] for i in keep]
-
-    v = default_val_per_class(n_min) if val_per_class is None else int(val_per_class)
-    if v < 1:
-        raise KerasCXRError(f"`val_per_class` must be >= 1. Received: val_per_class={v}")
-    for name, group in ((minority_class, kept_min), (class_names[majority], pool_maj)):
-        if v >= len(group):
-            raise KerasCXRError(
-                f"`val_per_class`={v} leaves no {name} image for training: only {len(group)} "
-                f"{name} images are in the imbalanced train set"
-            )
+    pool_maj = [r for r in pool if r.label != minority]
+    rng = np.random.default_rng(seed)  # one stream: the deletion's draws, then the carve's
+    kept_min = _delete_minority(pool_min, len(pool_maj), minority_fraction, rng, minority_class, majority_name)
+    v = _val_count(val_per_class, {minority_class: kept_min, majority_name: pool_maj})
     group_of = {f: i for i, g in enumerate(duplicate_groups or ()) for f in g}
     out = []
-    for name, group in ((class_names[majority], pool_maj), (minority_class, kept_min)):
+    for name, group in ((majority_name, pool_maj), (minority_class, kept_min)):
         val_idx = _carve(group, v, group_of, rng, name)
         out += [Record(r.file, r.label, "val" if i in val_idx else "train") for i, r in enumerate(group)]
     out += test
@@ -104,14 +82,49 @@ def build_manifest(
         "minority_fraction": minority_fraction,
         "seed": seed,
         "val_per_class": v,
-        "before_deletion": {class_names[majority]: len(pool_maj), minority_class: len(pool_min)},
-        "before_val_carve": {class_names[majority]: len(pool_maj), minority_class: n_min},
-        "deleted": {minority_class: len(pool_min) - n_min},
+        "before_deletion": {majority_name: len(pool_maj), minority_class: len(pool_min)},
+        "before_val_carve": {majority_name: len(pool_maj), minority_class: len(kept_min)},
+        "deleted": {minority_class: len(pool_min) - len(kept_min)},
         "train": count(out, "train"),
         "val": count(out, "val"),
         "test": count(out, "test"),
     }
     return out, info
+
+
+def _delete_minority(pool_min: list[Record], n_majority: int, fraction: float, rng, minority_name: str,
+                     majority_name: str) -> list[Record]:
+    """The minority images kept (seeded draw) so that they are `fraction` of train, rounding down."""
+    n_min = math.floor(fraction / (1 - fraction) * n_majority + 1e-9)
+    if n_min > len(pool_min):
+        raise KerasCXRError(
+            f"`minority_fraction`={fraction} needs {n_min} {minority_name} train images "
+            f"beside {n_majority} {majority_name}, but only {len(pool_min)} exist; "
+            f"lower minority_fraction"
+        )
+    if n_min < 2:
+        raise KerasCXRError(
+            f"`minority_fraction`={fraction} leaves {n_min} {minority_name} train images; "
+            f"at least 2 are needed (one for train, one for validation)"
+        )
+    keep = sorted(rng.choice(len(pool_min), size=n_min, replace=False).tolist())
+    return [pool_min[i] for i in keep]
+
+
+def _val_count(val_per_class: int | None, groups: dict) -> int:
+    """Validation images per class: the setting, or 10% of the kept minority (the first group);
+    checked against each class."""
+    n_min = len(next(iter(groups.values())))
+    v = default_val_per_class(n_min) if val_per_class is None else int(val_per_class)
+    if v < 1:
+        raise KerasCXRError(f"`val_per_class` must be >= 1. Received: val_per_class={v}")
+    for name, group in groups.items():
+        if v >= len(group):
+            raise KerasCXRError(
+                f"`val_per_class`={v} leaves no {name} image for training: only {len(group)} "
+                f"{name} images are in the imbalanced train set"
+            )
+    return v
 
 
 def _carve(group: list[Record], v: int, group_of: dict, rng, name: str) -> set:

@@ -1,5 +1,1 @@
-"""Evaluate: metrics from one confusion matrix, the (method, seed) matrix, and its summary."""
-
-from keras_cxr.evaluate.metrics import binary_metrics
-
-__all__ = ["binary_metrics"]
+"""Evaluate: the (method, seed) matrix, its per-cell result files, and their summary."""

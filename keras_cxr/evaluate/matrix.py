@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 
 from keras_cxr.classify.datasets import Splits
-from keras_cxr.classify.train import GAN_METHODS, ClassifierSession, cell_path, train_classifier
+from keras_cxr.classify.train import ClassifierSession
 from keras_cxr.config import Config
 from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifest, write_manifest
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.evaluate.summary import read_cells, write_results
+from keras_cxr.evaluate.cells import is_done, read_cells, run_cell
+from keras_cxr.evaluate.summary import write_results
 from keras_cxr.gan.train import train_gan
 from keras_cxr.io_utils import remove_stale_tmp, run_lock, write_json
+from keras_cxr.methods import registry
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -63,14 +65,16 @@ def matrix_lock(out_dir: Path, k: int, n: int):
     return run_lock(out_dir, name, what=f"evaluate-all{'' if n == 1 else f' --shard {k}/{n}'}")
 
 
+def generators_of(config: Config, methods) -> list:
+    """The GeneratorSpecs the given methods need, in order (classic methods need none)."""
+    known = registry(config.gan.alphas)
+    return [known[m].generator for m in methods if known[m].generator is not None]
+
+
 def ensure_generators(config: Config, out_dir: Path, manifest: Path, methods, verbose: int) -> None:
     """Trains the generators the GAN methods need; finished ones are reused."""
-    for method in methods:
-        if method not in GAN_METHODS:
-            continue
-        kind = "dcgan" if method == "dcgan" else "cdcgan"
-        alpha = None if kind == "dcgan" else int(method[-3:]) / 100
-        train_gan(kind, config, out_dir, alpha=alpha, manifest=manifest, verbose=verbose)
+    for spec in generators_of(config, methods):
+        train_gan(spec.kind, config, out_dir, alpha=spec.alpha, manifest=manifest, verbose=verbose)
 
 
 def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str | None = None,
@@ -93,25 +97,25 @@ def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str |
 
 def _evaluate_locked(config, out_dir, manifest, k, n, imagenet_weights, only_generators, verbose) -> dict:
     c = config.classifier
-    gan_methods = [m for m in c.methods if m in GAN_METHODS]
+    gan_methods = [m for m in c.methods if registry(config.gan.alphas)[m].generator is not None]
     models_dir = out_dir / "models"
-    if n > 1 and any(not (models_dir / m / "1" / "saved_model.pb").exists() for m in gan_methods):
+    if n > 1 and any(not (s.export_dir(models_dir) / "saved_model.pb").exists() for s in generators_of(config, gan_methods)):
         raise KerasCXRError("with --shard, train the generators first, once: rerun without --shard and with --only-generators")
     if only_generators:
         ensure_generators(config, out_dir, manifest, gan_methods, verbose)
         return {}
     cells = [(m, s) for m in c.methods for s in c.seeds][k::n]
-    todo = [(m, s) for m, s in cells if not cell_path(out_dir, m, s).exists()]
+    todo = [(m, s) for m, s in cells if not is_done(out_dir, m, s)]
     # Classic methods first: their results appear while no generator has been trained yet.
-    todo.sort(key=lambda cell: cell[0] in GAN_METHODS)
+    todo.sort(key=lambda cell: cell[0] in gan_methods)
     print(f"matrix: {len(cells)} cells in this shard ({k}/{n}), {len(cells) - len(todo)} already done, {len(todo)} to run")
     splits = Splits.load(manifest, config.image_size) if todo else None
     session = ClassifierSession(config, imagenet_weights) if todo else None
     t0 = time.perf_counter()
     for i, (method, seed) in enumerate(todo, start=1):
-        if method in GAN_METHODS:
+        if method in gan_methods:
             ensure_generators(config, out_dir, manifest, [method], verbose)  # reused once trained
-        r = train_classifier(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose, session)
+        r = run_cell(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose, session)
         elapsed = time.perf_counter() - t0
         eta = elapsed / i * (len(todo) - i)
         m = r["metrics"]

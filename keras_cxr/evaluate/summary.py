@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from keras_cxr.config import METHODS
 from keras_cxr.evaluate.paper import FIGURE7_SCRATCH_BASELINE, FIGURE8_PRETRAINED
 from keras_cxr.io_utils import write_json, write_text
 
@@ -37,9 +35,11 @@ def describe(values, n_boot: int) -> dict:
             "ci95": list(bootstrap_ci(arr, n_boot))}
 
 
-def summarize(cells: list[dict], methods=METHODS, seeds=None, n_boot: int = 10000) -> dict:
-    """Per method and metric: mean, sd, CI; paired difference to baseline; missing cells."""
+def summarize(cells: list[dict], methods=None, seeds=None, n_boot: int = 10000) -> dict:
+    """Per method and metric: mean, sd, CI; paired difference to baseline; missing cells.
+    `methods`: rows in order; defaults to the methods of the cells, in order of appearance."""
     by = {(c["method"], c["seed"]): c for c in cells}
+    methods = list(methods if methods is not None else dict.fromkeys(c["method"] for c in cells))
     seeds = sorted(seeds if seeds is not None else {c["seed"] for c in cells})
     out = {"seeds": seeds, "methods": {}, "missing": [f"{m} seed {s}" for m in methods for s in seeds if (m, s) not in by]}
     for m in methods:
@@ -121,7 +121,3 @@ def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title
     write_text(out_dir / "results.csv", buf.getvalue())
     write_text(out_dir / "results.md", render_markdown(summary, title, context))
     return summary
-
-
-def read_cells(out_dir) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "cells").glob("*.json"))]

@@ -8,23 +8,22 @@ computed from the files in DIR (cells, weights, generators, manifest); nothing i
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from keras_cxr.classify.backbones import build_classifier
 from keras_cxr.classify.datasets import Splits
-from keras_cxr.classify.resnet18 import LAST_CONV_LAYER, build_resnet18
-from keras_cxr.classify.train import GAN_METHODS
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.evaluate.summary import read_cells
+from keras_cxr.evaluate.cells import read_cells
 from keras_cxr.explain.gradcam import gradcam_maps, lung_mask, lung_share, make_gradcam, save_gradcam_grid
 from keras_cxr.explain.memorisation import memorisation
 from keras_cxr.explain.quality import feature_model, frechet_distance, kernel_inception_distance, prdc
-from keras_cxr.gan.export import generate_images
+from keras_cxr.gan.export import generate_images, read_meta
 from keras_cxr.gan.grid import save_grid
 from keras_cxr.io_utils import atomic_path, write_json, write_text
-
-GRADCAM_METHODS = ("baseline", "dcgan", "cdcgan_a050")  # paper 5.3
+from keras_cxr.methods import GeneratorSpec, registry
 
 
 def _plt():
@@ -42,17 +41,23 @@ def _savefig(fig, path):
     _plt().close(fig)
 
 
-def _load_classifier(cell: dict, image_size: int):
-    model = build_resnet18(image_size)
+def _network(cell: dict):
+    """A cell's classifier network, untrained (its backbone as the cell recorded it)."""
+    backbone = cell.get("classifier_config", {}).get("backbone", "resnet18")  # cells before the setting: ResNet18
+    return build_classifier(image_size=cell["image_size"], backbone_name=backbone)
+
+
+def _load_classifier(cell: dict):
     if not Path(cell["weights"]).is_file():
         raise KerasCXRError(f"weights of {cell['method']} seed {cell['seed']} not found: {cell['weights']}")
-    model.load_weights(cell["weights"])
-    return model
+    classifier = _network(cell)
+    classifier.model.load_weights(cell["weights"])
+    return classifier
 
 
 def _features(classifier):
-    """x -> the classifier's penultimate (`avgpool`) features, batched."""
-    model = feature_model(classifier)
+    """x -> the classifier's penultimate features (its backbone's feature layer), batched."""
+    model = feature_model(classifier.model, classifier.feature_layer)
     return lambda x: model.predict(x, verbose=0, batch_size=64)
 
 
@@ -63,15 +68,14 @@ def _mean_sd(values) -> str:
     return f"{v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
 
 
-def _frechet_comparison(frechet_by_seed: dict) -> list[str]:
+def _frechet_comparison(frechet_by_seed: dict, generators: list[GeneratorSpec]) -> list[str]:
     """Each cDCGAN against DCGAN on the Frechet distance: ranges (min-max over feature seeds) overlap or not."""
     if "dcgan" not in frechet_by_seed or len(frechet_by_seed["dcgan"]) < 2:
         return []
     lines = []
     d = frechet_by_seed["dcgan"]
-    for g, v in frechet_by_seed.items():
-        if not g.startswith("cdcgan"):
-            continue
+    for g in (spec.name for spec in generators if spec.conditional):
+        v = frechet_by_seed[g]
         if max(v) < min(d):
             verdict = "lower than DCGAN (ranges do not overlap)"
         elif min(v) > max(d):
@@ -131,186 +135,278 @@ def _roc(cells: list[dict], y_true: np.ndarray, assets: Path, methods: list[str]
             "![ROC curves](report/roc.png)"]
 
 
-def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, log=print) -> Path:
-    """Writes `<results>/report.md` and `<results>/report/*.png`; returns the report path."""
+@dataclass
+class _Context:
+    """What every report section reads: the folder, its cells, the test/train images, generators."""
+
+    results: Path
+    assets: Path
+    cells: list
+    image_size: int
+    methods: list
+    seeds: list
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    minority: int
+    generators: list  # GeneratorSpec, in the registry's order
+    n_generated: int
+
+    def generator_path(self, spec: GeneratorSpec) -> Path:
+        return spec.export_dir(self.results / "models")
+
+
+def _exported_generators(results: Path) -> list[GeneratorSpec]:
+    """The generators exported under `<results>/models`, from their own metadata, in registry order."""
+    specs = []
+    for pb in sorted((results / "models").glob("*/1/saved_model.pb")):
+        meta = read_meta(pb.parent)
+        if meta.get("kind") in ("dcgan", "cdcgan"):
+            spec = GeneratorSpec(meta["kind"], meta.get("alpha"))
+            if spec.name == pb.parent.parent.name:  # a folder named as its run: one of this matrix's
+                specs.append(spec)
+    return sorted(specs, key=lambda s: (s.conditional, s.alpha or 0.0))
+
+
+def _load_context(results_dir, n_generated: int) -> _Context:
     results = Path(results_dir)
     cells = read_cells(results)
     if not cells:
         raise KerasCXRError(f"no cells in {results / 'cells'}: run `evaluate-all --out {results}` first")
-    manifest = results / "data" / "manifest.csv"
     image_size = cells[0]["image_size"]
-    splits = Splits.load(manifest, image_size)
+    splits = Splits.load(results / "data" / "manifest.csv", image_size)
     assets = results / "report"
     assets.mkdir(parents=True, exist_ok=True)
-    methods = list(dict.fromkeys(c["method"] for c in sorted(cells, key=lambda c: c["method"])))
-    seeds = sorted({c["seed"] for c in cells})
-    x_test = splits.test[0][..., None].astype(np.float32) / 255.0
-    y_test = splits.test[1]
-    x_train = splits.train[0][..., None].astype(np.float32) / 255.0
     y_train = splits.train[1]
-    minority = int(np.argmin(np.bincount(y_train, minlength=2)))
-    md = [f"# keras_cxr report: `{results}`", "",
-          f"Preset image size {image_size}x{image_size}; seeds {', '.join(map(str, seeds))}; "
-          f"{len(cells)} (method, seed) cells. Every number below is computed from the files in this folder "
-          f"by `python -m keras_cxr report --results {results}`.", ""]
+    return _Context(
+        results=results, assets=assets, cells=cells, image_size=image_size,
+        methods=list(dict.fromkeys(c["method"] for c in sorted(cells, key=lambda c: c["method"]))),
+        seeds=sorted({c["seed"] for c in cells}),
+        x_train=splits.train[0][..., None].astype(np.float32) / 255.0, y_train=y_train,
+        x_test=splits.test[0][..., None].astype(np.float32) / 255.0, y_test=splits.test[1],
+        minority=int(np.argmin(np.bincount(y_train, minlength=2))),
+        generators=_exported_generators(results), n_generated=n_generated)
 
-    # 1-2. Generators: samples and loss curves.
-    generators = [m for m in GAN_METHODS if (results / "models" / m / "1" / "saved_model.pb").exists()]
-    md += ["## Generated samples", ""]
-    for g in generators:
-        path = results / "models" / g / "1"
-        labels = (minority,) if g == "dcgan" else (0, 1)
-        for label in labels:
-            save_grid(generate_images(path, 16, label, seed=0), assets / f"samples_{g}_label{label}.png")
+
+def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, log=print) -> Path:
+    """Writes `<results>/report.md` and `<results>/report/*.png`; returns the report path."""
+    ctx = _load_context(results_dir, n_generated)
+    md = _header(ctx) + _samples_section(ctx) + _losses_section(ctx) + _results_section(ctx)
+    md += _confusion_section(ctx) + _roc_section(ctx)
+    log("report: Grad-CAM")
+    gradcam_md, shares = _gradcam_section(ctx, gradcam_batch)
+    md += gradcam_md
+    quality, memo = {}, {}
+    base = sorted((c for c in ctx.cells if c["method"] == "baseline" and Path(c["weights"]).is_file()),
+                  key=lambda c: c["seed"])
+    if ctx.generators and base:
+        log("report: image quality and memorisation")
+        quality_md, quality, gen_pixels, features = _quality_section(ctx, base)
+        memo_md, memo = _memorisation_section(ctx, gen_pixels, features)
+        md += quality_md + memo_md
+    else:
+        md += ["## Generated-image quality", "", "Needs exported generators and a baseline cell with its weights.", "",
+               "## Memorisation", "", "Needs exported generators and a baseline cell with its weights.", ""]
+    write_json(ctx.results / "report.json", {"lung_share": shares, "quality": quality, "memorisation": memo})
+    report = ctx.results / "report.md"
+    write_text(report, "\n".join(md) + "\n")
+    missing = [link for link in _links(report) if not (ctx.results / link).exists()]
+    if missing:
+        raise KerasCXRError(f"report links to missing files: {missing}")
+    return report
+
+
+def _header(ctx: _Context) -> list[str]:
+    return [f"# keras_cxr report: `{ctx.results}`", "",
+            f"Preset image size {ctx.image_size}x{ctx.image_size}; seeds {', '.join(map(str, ctx.seeds))}; "
+            f"{len(ctx.cells)} (method, seed) cells. Every number below is computed from the files in this folder "
+            f"by `python -m keras_cxr report --results {ctx.results}`.", ""]
+
+
+def _samples_section(ctx: _Context) -> list[str]:
+    md = ["## Generated samples", ""]
+    for spec in ctx.generators:
+        g = spec.name
+        for label in ((0, 1) if spec.conditional else (ctx.minority,)):
+            save_grid(generate_images(ctx.generator_path(spec), 16, label, seed=0), ctx.assets / f"samples_{g}_label{label}.png")
             md.append(f"![{g} label {label}](report/samples_{g}_label{label}.png) `{g}` label {label}")
         md.append("")
-    if not generators:
+    if not ctx.generators:
         md += ["No exported generators in this folder.", ""]
-    md += ["## GAN losses", ""] + _loss_curves(results, assets, generators) + [""]
+    return md
 
-    # 3. Results table.
-    md += ["## Results", ""]
-    results_md = results / "results.md"
+
+def _losses_section(ctx: _Context) -> list[str]:
+    return ["## GAN losses", ""] + _loss_curves(ctx.results, ctx.assets, [s.name for s in ctx.generators]) + [""]
+
+
+def _results_section(ctx: _Context) -> list[str]:
+    md = ["## Results", ""]
+    results_md = ctx.results / "results.md"
     if results_md.exists():
         table = [line for line in results_md.read_text().splitlines() if line.startswith("|")]
         md += table + ["", "Details, context and the paper's numbers: [results.md](results.md).", ""]
+    return md
 
-    # 4. Confusion matrices, summed over seeds.
-    md += ["## Confusion matrices (test split, summed over seeds)", "",
-           "| method | seeds | TN | FP | FN | TP |", "|---|---|---|---|---|---|"]
-    for m in methods:
-        runs = [c for c in cells if c["method"] == m]
+
+def _confusion_section(ctx: _Context) -> list[str]:
+    md = ["## Confusion matrices (test split, summed over seeds)", "",
+          "| method | seeds | TN | FP | FN | TP |", "|---|---|---|---|---|---|"]
+    for m in ctx.methods:
+        runs = [c for c in ctx.cells if c["method"] == m]
         cm = np.sum([c["metrics"]["confusion_matrix"] for c in runs], axis=0)
         md.append(f"| {m} | {len(runs)} | {cm[0][0]} | {cm[0][1]} | {cm[1][0]} | {cm[1][1]} |")
-    md += ["", "## ROC curves", ""] + _roc(cells, y_test, assets, methods) + [""]
+    return md
 
-    # 5. Grad-CAM.
-    log("report: Grad-CAM")
-    mask = lung_mask(image_size)
+
+def _roc_section(ctx: _Context) -> list[str]:
+    return ["", "## ROC curves", ""] + _roc(ctx.cells, ctx.y_test, ctx.assets, ctx.methods) + [""]
+
+
+def _gradcam_section(ctx: _Context, gradcam_batch: int) -> tuple[list[str], dict]:
+    """Grad-CAM grids of the paper's figure methods and every cell's lung share."""
+    mask = lung_mask(ctx.image_size)
+    y_test = ctx.y_test
     batch_idx = np.concatenate([np.flatnonzero(y_test == 0)[: gradcam_batch // 2],
                                 np.flatnonzero(y_test == 1)[: gradcam_batch // 2]])
+    figure_methods = [m.name for m in registry([s.alpha for s in ctx.generators if s.conditional]).values() if m.gradcam]
     shares: dict = {}
-    # Grad-CAM's gradient stops at the last conv block (through avgpool and fc only), so the
-    # eager tape gains nothing from the fast input-gradient convs and only pays their overhead.
-    cam_model = build_resnet18(image_size, fast_input_grad=False)
+    ordered = sorted(ctx.cells, key=lambda c: (c["method"], c["seed"]))
+    cam_net = _network(ordered[0])
+    cam_model, layer = cam_net.model, cam_net.gradcam_layer
     cam = make_gradcam(cam_model, clone=False)  # one traced Grad-CAM; each cell's weights loaded into it
     no_weights = []
-    for c in sorted(cells, key=lambda c: (c["method"], c["seed"])):
+    for c in ordered:
         if not Path(c["weights"]).is_file():  # e.g. a results folder committed without its weights
             no_weights.append(f"{c['method']} seed {c['seed']}")
             continue
         cam_model.load_weights(c["weights"])
-        maps, _ = gradcam_maps(cam_model, x_test, LAST_CONV_LAYER, batch_size=64, cam=cam)
+        maps, _ = gradcam_maps(cam_model, ctx.x_test, layer, batch_size=64, cam=cam)
         shares.setdefault(c["method"], []).append(float(np.nanmean(lung_share(maps, mask))))
-        if c["method"] in GRADCAM_METHODS and c["seed"] == seeds[0]:
-            save_gradcam_grid(x_test[batch_idx], maps[batch_idx], assets / f"gradcam_{c['method']}.png",
+        if c["method"] in figure_methods and c["seed"] == ctx.seeds[0]:
+            save_gradcam_grid(ctx.x_test[batch_idx], maps[batch_idx], ctx.assets / f"gradcam_{c['method']}.png",
                               f"{c['method']} seed {c['seed']}: first {gradcam_batch // 2} normal, then pneumonia test images")
-    md += ["## Grad-CAM", "", f"Highest-scoring class, layer `{LAST_CONV_LAYER}`; white boxes: the approximate "
-           "lung mask (a fixed anatomical box per lung field, `keras_cxr/explain/gradcam.py`).", ""]
-    md += [f"![Grad-CAM {m}](report/gradcam_{m}.png)" for m in GRADCAM_METHODS if (assets / f"gradcam_{m}.png").exists()]
-    last = build_resnet18(image_size).get_layer(LAST_CONV_LAYER).output.shape[1]
+    md = ["## Grad-CAM", "", f"Highest-scoring class, layer `{layer}`; white boxes: the approximate "
+          "lung mask (a fixed anatomical box per lung field, `keras_cxr/explain/gradcam.py`).", ""]
+    md += [f"![Grad-CAM {m}](report/gradcam_{m}.png)" for m in figure_methods if (ctx.assets / f"gradcam_{m}.png").exists()]
+    last = cam_model.get_layer(layer).output.shape[1]
     md += ["", "Share of CAM mass inside the lung mask over the whole test split (per seed: mean over images; "
            f"then mean +- sd over seeds; the mask covers {mask.mean():.0%} of the image, so a CAM with no "
-           f"spatial preference scores {mask.mean():.2f}). At {image_size}x{image_size} input the last conv block "
+           f"spatial preference scores {mask.mean():.2f}). At {ctx.image_size}x{ctx.image_size} input the last conv block "
            f"is {last}x{last}, which bounds how finely a CAM can localise.", "",
            "| method | lung share |", "|---|---|"] + [f"| {m} | {_mean_sd(v)} |" for m, v in shares.items()] + [""]
     if no_weights:
         md += [f"Not in the Grad-CAM numbers (weights file absent here; rerun the cell to include it): "
                f"{', '.join(no_weights)}.", ""]
+    return md, shares
 
-    # 6-7. Quality and memorisation, on the baseline classifier's features.
-    quality, memo = {}, {}
-    base = sorted((c for c in cells if c["method"] == "baseline" and Path(c["weights"]).is_file()),
-                  key=lambda c: c["seed"])
-    if generators and base:
-        log("report: image quality and memorisation")
-        ref = base[0]
-        classifier = _load_classifier(ref, image_size)
-        f = _features(classifier)
 
-        real_train = x_train[y_train == minority]
-        real_test = x_test[y_test == minority]
-        f_train, f_test = f(real_train), f(real_test)
-        rows = {"real train vs real test": (f_train, f_test)}
-        gen_pixels = {}
-        for g in generators:
-            gen_pixels[g] = generate_images(results / "models" / g / "1", n_generated, minority, seed=1)
-            rows[g] = (f_train, f(gen_pixels[g]))
-        for name, (a, b) in rows.items():
-            kid_mean, kid_sd = kernel_inception_distance(a, b)
-            quality[name] = {"frechet": frechet_distance(a, b), "kid": kid_mean, "kid_sd": kid_sd, **prdc(a, b)}
-        # The spread of the Frechet distance: one value per baseline seed, each with its own
-        # feature extractor and its own fresh generated sample, so the sd covers both.
-        frechet_by_seed = {name: [q["frechet"]] for name, q in quality.items()}
-        for other in base[1:]:
-            g_feats = _features(_load_classifier(other, image_size))
-            o_train = g_feats(real_train)
-            frechet_by_seed["real train vs real test"].append(frechet_distance(o_train, g_feats(real_test)))
-            for g in generators:
-                fresh = generate_images(results / "models" / g / "1", n_generated, minority, seed=1 + other["seed"] + 1000)
-                frechet_by_seed[g].append(frechet_distance(o_train, g_feats(fresh)))
-        for name, values in frechet_by_seed.items():
-            quality[name]["frechet_per_feature_seed"] = values
-        fd_seeds = [c["seed"] for c in base]
-        label_acc = {}
-        for g in generators:
-            if g == "dcgan":
-                continue
-            label_acc[g] = {}
-            for label in (0, 1):
-                imgs = generate_images(results / "models" / g / "1", n_generated, label, seed=2)
-                label_acc[g][label] = float((classifier.predict(imgs, verbose=0).argmax(1) == label).mean())
-        md += ["## Generated-image quality", "",
-               f"Features: 512-d `avgpool` of the baseline ResNet18, seed {ref['seed']} (trained on real images "
-               f"only). Reference set: the {len(real_train)} real minority-class train images; {n_generated} "
-               f"generated minority images per generator. Lower Frechet / KID is closer; precision, recall, "
-               f"density, coverage after Naeem et al. 2020 (k = 5). The first row is the real-vs-real scale.", "",
-               f"Frechet distance: mean +- sd over the features of the {len(fd_seeds)} baseline seed(s) "
-               f"({', '.join(map(str, fd_seeds))}), each with a fresh generated sample; the other columns use "
-               f"seed {ref['seed']}.", "",
-               "| set | Frechet distance | Frechet / real-vs-real | KID (x1e3) mean +- sd | precision | recall | density | coverage |",
-               "|---|---|---|---|---|---|---|---|"]
-        scale = quality["real train vs real test"]["frechet"]
-        for name, q in quality.items():
-            fd = q["frechet_per_feature_seed"]
-            md.append(f"| {name} | {_mean_sd(fd)} | {q['frechet'] / scale:.2f} | {q['kid'] * 1e3:.4g} +- {q['kid_sd'] * 1e3:.2g} | "
-                      f"{q['precision']:.3f} | {q['recall']:.3f} | {q['density']:.3f} | {q['coverage']:.3f} |")
-        md += [""] + _frechet_comparison(frechet_by_seed)
-        if label_acc:
-            md += ["", "Does a cDCGAN's label mean what it says? The baseline classifier's accuracy on "
-                   f"{n_generated} generated images of each label:", "", "| generator | label 0 | label 1 |", "|---|---|---|"]
-            md += [f"| {g} | {a[0]:.3f} | {a[1]:.3f} |" for g, a in label_acc.items()]
-        md += ["", "## Memorisation", "",
-               "Nearest training image (all train images) of each generated image, by pixel RMSE and by feature "
-               "cosine distance, against the same distances of the real test images. A near-copy is a generated "
-               "image closer to a training image than any real test image is (`keras_cxr/explain/memorisation.py`).", "",
-               "| generator | near-copies | threshold RMSE | generated RMSE p05 / median | test RMSE p05 / median "
-               "| generated cosine median | test cosine median |", "|---|---|---|---|---|---|---|"]
-        f_all_train = f(x_train)
-        for g in generators:
-            r = memorisation(gen_pixels[g], x_train, x_test, f(gen_pixels[g]), f_all_train, f(x_test))
-            memo[g] = {k: v for k, v in r.items() if k not in ("nearest_train_index", "generated_rmse")}
-            g_rmse = np.asarray(r["generated_rmse"])
-            closest = np.argsort(g_rmse)[:8]
-            pairs = np.concatenate([gen_pixels[g][closest], x_train[np.asarray(r["nearest_train_index"])[closest]]])
-            save_grid(pairs, assets / f"closest_{g}.png")
-            md.append(f"| {g} | {r['near_copies']} / {r['n_generated']} | {r['near_copy_threshold_rmse']:.4f} | "
-                      f"{r['pixel_rmse_generated']['p05']:.4f} / {r['pixel_rmse_generated']['median']:.4f} | "
-                      f"{r['pixel_rmse_test']['p05']:.4f} / {r['pixel_rmse_test']['median']:.4f} | "
-                      f"{r['feature_cosine_generated']['median']:.4f} | {r['feature_cosine_test']['median']:.4f} |")
-        md += ["", "Closest pairs (top half of each grid: the 8 generated images nearest the training set; "
-               "bottom half: their nearest training images):", ""]
-        md += [f"![closest {g}](report/closest_{g}.png) `{g}`" for g in generators]
-    else:
-        md += ["## Generated-image quality", "", "Needs exported generators and a baseline cell with its weights.", "",
-               "## Memorisation", "", "Needs exported generators and a baseline cell with its weights.", ""]
-    write_json(results / "report.json", {"lung_share": shares, "quality": quality, "memorisation": memo})
-    report = results / "report.md"
-    write_text(report, "\n".join(md) + "\n")
-    missing = [link for link in _links(report) if not (results / link).exists()]
-    if missing:
-        raise KerasCXRError(f"report links to missing files: {missing}")
-    return report
+def _quality_section(ctx: _Context, base: list[dict]):
+    """Frechet distance, KID, PRDC and label fidelity on the baseline classifiers' features.
+
+    Returns (markdown, per-set quality, generated pixels per generator, the reference features fn)."""
+    ref = base[0]
+    classifier = _load_classifier(ref)
+    f = _features(classifier)
+    real_train = ctx.x_train[ctx.y_train == ctx.minority]
+    real_test = ctx.x_test[ctx.y_test == ctx.minority]
+    f_train, f_test = f(real_train), f(real_test)
+    rows = {"real train vs real test": (f_train, f_test)}
+    gen_pixels = {}
+    for spec in ctx.generators:
+        gen_pixels[spec.name] = generate_images(ctx.generator_path(spec), ctx.n_generated, ctx.minority, seed=1)
+        rows[spec.name] = (f_train, f(gen_pixels[spec.name]))
+    quality = {}
+    for name, (a, b) in rows.items():
+        kid_mean, kid_sd = kernel_inception_distance(a, b)
+        quality[name] = {"frechet": frechet_distance(a, b), "kid": kid_mean, "kid_sd": kid_sd, **prdc(a, b)}
+    frechet_by_seed = _frechet_per_feature_seed(ctx, base, quality, real_train, real_test)
+    label_acc = _label_fidelity(ctx, classifier)
+    fd_seeds = [c["seed"] for c in base]
+    n = ctx.n_generated
+    md = ["## Generated-image quality", "",
+          f"Features: {f_train.shape[1]}-d `{classifier.feature_layer}` of the baseline "
+          f"{_backbone_title(ref)}, seed {ref['seed']} (trained on real images "
+          f"only). Reference set: the {len(real_train)} real minority-class train images; {n} "
+          f"generated minority images per generator. Lower Frechet / KID is closer; precision, recall, "
+          f"density, coverage after Naeem et al. 2020 (k = 5). The first row is the real-vs-real scale.", "",
+          f"Frechet distance: mean +- sd over the features of the {len(fd_seeds)} baseline seed(s) "
+          f"({', '.join(map(str, fd_seeds))}), each with a fresh generated sample; the other columns use "
+          f"seed {ref['seed']}.", "",
+          "| set | Frechet distance | Frechet / real-vs-real | KID (x1e3) mean +- sd | precision | recall | density | coverage |",
+          "|---|---|---|---|---|---|---|---|"]
+    scale = quality["real train vs real test"]["frechet"]
+    for name, q in quality.items():
+        fd = q["frechet_per_feature_seed"]
+        md.append(f"| {name} | {_mean_sd(fd)} | {q['frechet'] / scale:.2f} | {q['kid'] * 1e3:.4g} +- {q['kid_sd'] * 1e3:.2g} | "
+                  f"{q['precision']:.3f} | {q['recall']:.3f} | {q['density']:.3f} | {q['coverage']:.3f} |")
+    md += [""] + _frechet_comparison(frechet_by_seed, ctx.generators)
+    if label_acc:
+        md += ["", "Does a cDCGAN's label mean what it says? The baseline classifier's accuracy on "
+               f"{n} generated images of each label:", "", "| generator | label 0 | label 1 |", "|---|---|---|"]
+        md += [f"| {g} | {a[0]:.3f} | {a[1]:.3f} |" for g, a in label_acc.items()]
+    return md, quality, gen_pixels, f
+
+
+def _frechet_per_feature_seed(ctx: _Context, base: list[dict], quality: dict, real_train, real_test) -> dict:
+    """The spread of the Frechet distance: one value per baseline seed, each with its own feature
+    extractor and its own fresh generated sample, so the sd covers both. Stored in `quality`."""
+    frechet_by_seed = {name: [q["frechet"]] for name, q in quality.items()}
+    for other in base[1:]:
+        g_feats = _features(_load_classifier(other))
+        o_train = g_feats(real_train)
+        frechet_by_seed["real train vs real test"].append(frechet_distance(o_train, g_feats(real_test)))
+        for spec in ctx.generators:
+            fresh = generate_images(ctx.generator_path(spec), ctx.n_generated, ctx.minority, seed=1 + other["seed"] + 1000)
+            frechet_by_seed[spec.name].append(frechet_distance(o_train, g_feats(fresh)))
+    for name, values in frechet_by_seed.items():
+        quality[name]["frechet_per_feature_seed"] = values
+    return frechet_by_seed
+
+
+def _label_fidelity(ctx: _Context, classifier) -> dict:
+    """Each cDCGAN's generated images of each label, classified by the baseline: share correct."""
+    label_acc = {}
+    for spec in ctx.generators:
+        if not spec.conditional:
+            continue
+        label_acc[spec.name] = {}
+        for label in (0, 1):
+            imgs = generate_images(ctx.generator_path(spec), ctx.n_generated, label, seed=2)
+            label_acc[spec.name][label] = float((classifier.model.predict(imgs, verbose=0).argmax(1) == label).mean())
+    return label_acc
+
+
+def _memorisation_section(ctx: _Context, gen_pixels: dict, f) -> tuple[list[str], dict]:
+    md = ["", "## Memorisation", "",
+          "Nearest training image (all train images) of each generated image, by pixel RMSE and by feature "
+          "cosine distance, against the same distances of the real test images. A near-copy is a generated "
+          "image closer to a training image than any real test image is (`keras_cxr/explain/memorisation.py`).", "",
+          "| generator | near-copies | threshold RMSE | generated RMSE p05 / median | test RMSE p05 / median "
+          "| generated cosine median | test cosine median |", "|---|---|---|---|---|---|---|"]
+    memo = {}
+    f_all_train, f_test = f(ctx.x_train), f(ctx.x_test)
+    for spec in ctx.generators:
+        g = spec.name
+        r = memorisation(gen_pixels[g], ctx.x_train, ctx.x_test, f(gen_pixels[g]), f_all_train, f_test)
+        memo[g] = {k: v for k, v in r.items() if k not in ("nearest_train_index", "generated_rmse")}
+        closest = np.argsort(np.asarray(r["generated_rmse"]))[:8]
+        pairs = np.concatenate([gen_pixels[g][closest], ctx.x_train[np.asarray(r["nearest_train_index"])[closest]]])
+        save_grid(pairs, ctx.assets / f"closest_{g}.png")
+        md.append(f"| {g} | {r['near_copies']} / {r['n_generated']} | {r['near_copy_threshold_rmse']:.4f} | "
+                  f"{r['pixel_rmse_generated']['p05']:.4f} / {r['pixel_rmse_generated']['median']:.4f} | "
+                  f"{r['pixel_rmse_test']['p05']:.4f} / {r['pixel_rmse_test']['median']:.4f} | "
+                  f"{r['feature_cosine_generated']['median']:.4f} | {r['feature_cosine_test']['median']:.4f} |")
+    md += ["", "Closest pairs (top half of each grid: the 8 generated images nearest the training set; "
+           "bottom half: their nearest training images):", ""]
+    md += [f"![closest {g.name}](report/closest_{g.name}.png) `{g.name}`" for g in ctx.generators]
+    return md, memo
+
+
+def _backbone_title(cell: dict) -> str:
+    name = cell.get("classifier_config", {}).get("backbone", "resnet18")
+    return {"resnet18": "ResNet18"}.get(name, name)
 
 
 def _links(report: Path) -> list[str]:

@@ -112,17 +112,22 @@ def export_generator(generator, export_dir: str | os.PathLike, meta: dict) -> Pa
     return export_dir
 
 
+def read_meta(path: str | os.PathLike) -> dict:
+    """An exported generator's `assets.extra/keras_cxr.json` ({} for a SavedModel without one)."""
+    meta_path = Path(path) / "assets.extra" / "keras_cxr.json"
+    try:
+        return json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise KerasCXRError(f"unreadable generator metadata {meta_path}: {exc}") from None
+
+
 def load_generator(path: str | os.PathLike):
     """Loads an exported generator; returns (loaded SavedModel, metadata dict)."""
     path = Path(path)
     pb = path / "saved_model.pb"
     if not pb.is_file():
         raise KerasCXRError(f"not a SavedModel folder (no saved_model.pb file): {path}")
-    meta_path = path / "assets.extra" / "keras_cxr.json"
-    try:
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    except (OSError, ValueError) as exc:
-        raise KerasCXRError(f"unreadable generator metadata {meta_path}: {exc}") from None
+    meta = read_meta(path)
     try:
         loaded = tf.saved_model.load(str(path))
         loaded.signatures["generate"]

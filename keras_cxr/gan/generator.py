@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import keras
-import tensorflow as tf
 
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.gan.fast_conv import SingleFilterConv2D
+from keras_cxr.kernels import Kernels, resolve
+from keras_cxr.kernels.gan_output_conv import SingleFilterConv2D
 
 BASE_SIDE = 8  # Dense -> Reshape(8, 8, filters): the paper's first feature map
 
@@ -28,7 +28,7 @@ def build_generator(
     num_classes: int = 2,
     embedding_dim: int = 50,
     name: str | None = None,
-    fast_output_conv: bool | None = None,
+    kernels: Kernels | None = None,
 ) -> keras.Model:
     """Builds the DCGAN generator: z -> Dense(8*8*F) -> LeakyReLU(0.2) -> Reshape(8, 8, F) ->
     n x [Conv2DTranspose(F, 4, stride 2, same) -> LeakyReLU(0.2)] -> Conv2D(1, 5, same, tanh).
@@ -44,10 +44,10 @@ def build_generator(
         num_classes: int. Labels the embedding knows. Defaults to 2.
         embedding_dim: int. Defaults to 50 (Brownlee [4], paper 4.5).
         name: str. Defaults to "generator" or "conditional_generator".
-        fast_output_conv: bool or None. Compute the output conv with the CPU-fast kernels of
-            `fast_conv.SingleFilterConv2D` (same numbers, ~4x faster training pass on CPU). The
-            layer class is the same either way, so weights move between machines. None: on when
-            no GPU is visible. Defaults to None.
+        kernels: keras_cxr.kernels.Kernels. `gan_output_conv`: compute the output conv with
+            `SingleFilterConv2D`'s CPU kernels (same numbers, ~4x faster training pass on CPU).
+            The layer class is the same either way, so weights move between machines.
+            Defaults to `resolve("auto")` (on when no GPU is visible).
 
     Returns:
         keras.Model with inputs `latent` [B, latent_dim] (and `label` [B] int32), output
@@ -71,10 +71,8 @@ def build_generator(
     for i in range(1, blocks + 1):
         x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name=f"up{i}_conv_transpose")(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"up{i}_leaky_relu")(x)
-    if fast_output_conv is None:
-        fast_output_conv = not tf.config.list_logical_devices("GPU")
     # float32 under any mixed-precision policy: tanh outputs are what D and the exports see.
     images = SingleFilterConv2D(1, 5, padding="same", activation="tanh", name="output_conv",
-                                fast_kernels=fast_output_conv, dtype="float32")(x)
+                                fast_kernels=(kernels or resolve("auto")).gan_output_conv, dtype="float32")(x)
     name = name or ("conditional_generator" if conditional else "generator")
     return keras.Model(inputs if conditional else latent, images, name=name)

@@ -6,12 +6,14 @@ import pytest
 import tensorflow as tf
 
 from keras_cxr.gan import build_generator
-from keras_cxr.gan.fast_conv import SingleFilterConv2D
+from keras_cxr.kernels import Kernels
+from keras_cxr.kernels.gan_output_conv import SingleFilterConv2D
 from tests.conftest import assert_same_outputs_and_gradients
 
 
 @pytest.mark.parametrize("shape, kernel", [((3, 9, 9, 8), 5), ((2, 16, 12, 4), 3), ((2, 5, 5, 3), 5), ((1, 8, 8, 2), 1)])
 def test_outputs_and_gradients_equal_stock_conv(shape, kernel):
+    keras.utils.set_random_seed(0)  # the layers' init: not whatever the tests before left behind
     x = tf.constant(np.random.default_rng(0).normal(size=shape).astype("float32"))
     stock = keras.layers.Conv2D(1, kernel, padding="same", activation="tanh")
     fast = SingleFilterConv2D(1, kernel, padding="same", activation="tanh")
@@ -20,7 +22,9 @@ def test_outputs_and_gradients_equal_stock_conv(shape, kernel):
     fast.set_weights([w + 0.1 for w in stock.get_weights()])  # nonzero bias too
     stock.set_weights(fast.get_weights())
     assert [w.name for w in fast.trainable_weights] == ["kernel", "bias"]
-    assert_same_outputs_and_gradients(stock, fast, x, lambda y: tf.reduce_sum(tf.sin(3 * y)))
+    # atol 1e-4: weight-gradient elements are sums of ~200 terms of size ~10 that cancel to ~1e-2,
+    # so float32 round-off alone reaches 2e-5 there (seen with other initial weights).
+    assert_same_outputs_and_gradients(stock, fast, x, lambda y: tf.reduce_sum(tf.sin(3 * y)), atol=1e-4)
 
 
 @pytest.mark.parametrize("kwargs", [{"filters": 2}, {"strides": 2}, {"padding": "valid"}, {"kernel_size": 4}])
@@ -32,8 +36,8 @@ def test_fast_kernels_refuse_other_convs(kwargs):
 
 
 def test_generator_same_images_and_gradients_with_either_path(tmp_path):
-    stock = build_generator(32, latent_dim=8, filters=8, conditional=True, fast_output_conv=False)
-    fast = build_generator(32, latent_dim=8, filters=8, conditional=True, fast_output_conv=True)
+    stock = build_generator(32, latent_dim=8, filters=8, conditional=True, kernels=Kernels(gan_output_conv=False))
+    fast = build_generator(32, latent_dim=8, filters=8, conditional=True, kernels=Kernels(gan_output_conv=True))
     stock.save_weights(tmp_path / "g.weights.h5")
     fast.load_weights(tmp_path / "g.weights.h5")  # same layer class, so weights move across paths
     z = tf.constant(np.random.default_rng(1).normal(size=(4, 8)).astype("float32"))
@@ -49,7 +53,7 @@ def test_generator_same_images_and_gradients_with_either_path(tmp_path):
 
 
 def test_round_trip_keeps_the_path(tmp_path):
-    g = build_generator(16, latent_dim=4, filters=4, fast_output_conv=True)
+    g = build_generator(16, latent_dim=4, filters=4, kernels=Kernels(gan_output_conv=True))
     g.save(tmp_path / "g.keras")
     again = keras.saving.load_model(tmp_path / "g.keras")
     layer = again.get_layer("output_conv")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_cxr.optimizers import FusedAdam
+from keras_cxr.kernels.adam import FusedAdam
 
 
 def _train(optimizer, steps=4):

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from keras_cxr.classify import build_resnet18
-from keras_cxr.classify.fast_conv import FastGradConv2D
+from keras_cxr.kernels import Kernels
+from keras_cxr.kernels.conv_input_grad import FastGradConv2D
 from tests.conftest import assert_same_outputs_and_gradients
 
 
@@ -28,8 +29,8 @@ def test_gradients_equal_stock_conv(shape, kernel, stride, filters):
 def test_resnet18_gradients_equal_with_and_without_fast_path():
     x = tf.constant(np.random.default_rng(1).uniform(0, 1, (8, 32, 32, 1)).astype("float32"))
     y = tf.one_hot([0, 1] * 4, 2)
-    stock = build_resnet18(32, fast_input_grad=False)
-    fast = build_resnet18(32, fast_input_grad=True)
+    stock = build_resnet18(32, kernels=Kernels(fused_bn=True, conv_input_grad=False))
+    fast = build_resnet18(32, kernels=Kernels(fused_bn=True, conv_input_grad=True))
     fast.set_weights(stock.get_weights())
     grads = []
     for model in (stock, fast):
@@ -51,9 +52,9 @@ def test_fast_layer_round_trip(tmp_path):
 
 
 def test_weights_load_across_gradient_paths(tmp_path):
-    trained_on_cpu = build_resnet18(32, fast_input_grad=True)
+    trained_on_cpu = build_resnet18(32, kernels=Kernels(fused_bn=True, conv_input_grad=True))
     trained_on_cpu.save_weights(tmp_path / "w.weights.h5")
-    built_on_gpu = build_resnet18(32, fast_input_grad=False)
+    built_on_gpu = build_resnet18(32, kernels=Kernels(fused_bn=True, conv_input_grad=False))
     built_on_gpu.load_weights(tmp_path / "w.weights.h5")
     for a, b in zip(trained_on_cpu.weights, built_on_gpu.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -62,7 +63,7 @@ def test_weights_load_across_gradient_paths(tmp_path):
 def test_default_path_is_stock_whatever_the_timing():
     """The rewrite changes float round-off, so a timing-based default made a cell's numbers
     depend on machine load; the default is fixed, the calibration only informs benchmarks."""
-    from keras_cxr.classify.fast_conv import stock_input_grad_is_slow
+    from keras_cxr.kernels.conv_input_grad import stock_input_grad_is_slow
 
     slow = stock_input_grad_is_slow()
     assert isinstance(slow, bool) and stock_input_grad_is_slow() is slow  # measured once per process

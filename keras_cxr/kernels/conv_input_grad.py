@@ -8,9 +8,9 @@ and its channel axes swapped; TensorFlow's forward kernel computes that 5x faste
 the same gradient (tests check it against tf.GradientTape on the stock op).
 
 Whether the stock kernel is slow depends on the CPU: on the AMD EPYC host of 2026-11-26 it took
-~9 ms for that conv, as fast as the rewrite, which made the whole step 6-9% slower there.
-`stock_input_grad_is_slow` measures it once per process, and `build_resnet18` takes the rewrite
-only where it wins.
+~9 ms for that conv, as fast as the rewrite, which made the whole step 6-9% slower there. The
+setting `kernels: conv_grad` opts in; `stock_input_grad_is_slow` measures whether it would pay
+here (benchmarks report it; it never picks a path, see `keras_cxr.kernels`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,76 @@
+"""The classifier networks, by name (`classifier.backbone`), and the one builder every stage uses.
+
+Training, Grad-CAM and the feature extractor of the quality metrics all call `build_classifier`,
+so they agree on the network and on which layers hold the features and the Grad-CAM target.
+ResNet18 (paper 4.1) is the only backbone today; another is one entry in `BACKBONES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from keras_cxr.errors import KerasCXRError
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """How to build one network and where its named layers are.
+
+    Args:
+        build: callable (image_size, kernels) -> keras.Model, `image` [B, H, W, 1] in [0, 1]
+            -> `fc` [B, 2] sigmoid probabilities.
+        feature_layer: str. Penultimate layer whose output is the image's feature vector.
+        gradcam_layer: str. Layer Grad-CAM explains (the last conv block's output).
+        load_imagenet: callable (model, path) or None. Loads converted ImageNet weights.
+    """
+
+    build: Callable[..., Any]
+    feature_layer: str
+    gradcam_layer: str
+    load_imagenet: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A built network with the names of its feature and Grad-CAM layers."""
+
+    model: Any
+    feature_layer: str
+    gradcam_layer: str
+
+
+def _resnet18() -> Backbone:
+    from keras_cxr.classify.convert import load_imagenet_weights
+    from keras_cxr.classify.resnet18 import LAST_CONV_LAYER, build_resnet18
+
+    return Backbone(lambda size, kernels: build_resnet18(size, kernels=kernels), "avgpool", LAST_CONV_LAYER,
+                    load_imagenet_weights)
+
+
+# Name -> a function returning the Backbone (imports Keras only when a network is built).
+BACKBONES: dict[str, Callable[[], Backbone]] = {"resnet18": _resnet18}
+
+
+def backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise KerasCXRError(f"`classifier.backbone` must be one of {', '.join(BACKBONES)}. Received: backbone={name!r}")
+    return BACKBONES[name]()
+
+
+def build_classifier(config=None, *, image_size: int | None = None, backbone_name: str | None = None,
+                     kernels=None) -> Classifier:
+    """The preset's classifier network, freshly initialised (Keras' global seed decides the weights).
+
+    Args:
+        config: Config. Supplies `image_size`, `classifier.backbone` and `kernels`.
+        image_size, backbone_name: override or replace `config` (the report rebuilds a cell's
+            network from what the cell recorded).
+        kernels: keras_cxr.kernels.Kernels. Defaults to `resolve(config.kernels)` (or "auto").
+    """
+    from keras_cxr.kernels import resolve
+
+    image_size = image_size or config.image_size
+    spec = backbone(backbone_name or (config.classifier.backbone if config else "resnet18"))
+    kernels = kernels or resolve(config.kernels if config else "auto")
+    return Classifier(spec.build(image_size, kernels), spec.feature_layer, spec.gradcam_layer)

@@ -1,0 +1,193 @@
+"""One GAN run's folder: its paths, lock, identity, checkpoints, log and done marker.
+
+Layout of `<out>/<run>/` (run = dcgan, cdcgan_a025, ...):
+  config.json        the resolved preset + run arguments; a rerun that would train other weights is refused
+  manifest.csv       the exact images the run trained on
+  log.csv            one row of metrics per completed epoch
+  tensorboard/       TensorBoard event files
+  samples/           per-epoch sample grids from fixed latents (one per label for cDCGAN)
+  checkpoints/       epoch-NNNN.npz: G, D and both optimizers (the last `keep_checkpoints`)
+  done.json          written last; a finished run is never retrained
+and the generator is exported to `<out>/models/<run>/1/` (TF Serving layout).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from keras_cxr.config import GANConfig
+from keras_cxr.data import write_manifest
+from keras_cxr.errors import KerasCXRError
+from keras_cxr.io_utils import atomic_path, remove_stale_tmp, run_lock, write_json
+from keras_cxr.methods import GeneratorSpec
+
+LOG_FIELDS = ("epoch", "d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake", "epoch_s", "images_per_s")
+
+# Settings that do not change the trained weights: a run may resume with other values.
+# (XLA compiles the same algorithm, the kernels compute the same functions, and the rest only
+# decide what is kept on disk, logged, or refused at serving time.)
+NOT_IN_IDENTITY = {"gan": ("jit_compile", "max_images", "keep_checkpoints", "sample_grid", "max_loss"),
+                   "top": ("name", "kernels")}
+
+
+class CheckpointError(KerasCXRError):
+    """A checkpoint file that cannot be read back whole (truncated, corrupt, not an .npz)."""
+
+
+def _variables(gan) -> dict:
+    return {"g": gan.generator.variables, "d": gan.discriminator.variables,
+            "g_opt": gan.g_optimizer.variables, "d_opt": gan.d_optimizer.variables}
+
+
+def save_checkpoint(gan, path: Path, epoch: int) -> None:
+    arrays = {f"{group}/{i}": np.asarray(v.numpy()) for group, vs in _variables(gan).items() for i, v in enumerate(vs)}
+    arrays["epoch"] = np.array(epoch)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Every array of a checkpoint, read in full so that a bad CRC or a cut-off member shows here."""
+    try:
+        with np.load(path, allow_pickle=False) as ckpt:
+            arrays = {k: ckpt[k] for k in ckpt.files}
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error, OSError, ValueError: all "unreadable"
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from None
+    if "epoch" not in arrays:
+        raise CheckpointError(f"checkpoint {path} is incomplete (no epoch record)")
+    return arrays
+
+
+def load_checkpoint(gan, path: Path) -> int:
+    """Restores G, D and both optimizers from `path`; returns its epoch. Nothing is assigned
+    unless the whole file reads and matches the model."""
+    ckpt = read_checkpoint(path)
+    pairs = []
+    for group, vs in _variables(gan).items():
+        for i, v in enumerate(vs):
+            key = f"{group}/{i}"
+            if key not in ckpt or ckpt[key].shape != tuple(v.shape):
+                raise KerasCXRError(f"checkpoint {path} does not match the model ({key}); start a new --out")
+            pairs.append((v, ckpt[key]))
+    for v, value in pairs:
+        v.assign(value)
+    return int(ckpt["epoch"])
+
+
+def run_identity(run_config: dict) -> dict:
+    """What a resumed run must share with its start: every setting that changes the trained
+    weights. GAN settings added after a run started count at their defaults, which is what it
+    ran with."""
+    identity = json.loads(json.dumps(run_config))
+    preset = identity.get("preset", {})
+    gan = preset.get("gan", {})
+    for f in dataclasses.fields(GANConfig):
+        gan.setdefault(f.name, json.loads(json.dumps(f.default)))
+    for key in NOT_IN_IDENTITY["gan"]:
+        gan.pop(key, None)
+    for key in NOT_IN_IDENTITY["top"]:
+        preset.pop(key, None)
+    return identity
+
+
+class RunFolder:
+    """Paths and on-disk state of one GAN run (`<out>/<name>/` and `<out>/models/<name>/1/`)."""
+
+    def __init__(self, out_dir, spec: GeneratorSpec):
+        self.spec, self.name = spec, spec.name
+        self.dir = Path(out_dir) / spec.name
+        self.export_dir = spec.export_dir(Path(out_dir) / "models")
+        self.config_path = self.dir / "config.json"
+        self.done_path = self.dir / "done.json"
+        self.log_path = self.dir / "log.csv"
+        self.checkpoint_dir = self.dir / "checkpoints"
+        self.samples_dir = self.dir / "samples"
+        self.tensorboard_dir = self.dir / "tensorboard"
+
+    def lock(self):
+        """One writer per run; temporaries a killed writer left behind are removed once held."""
+        return run_lock(self.dir, what=f"train-gan {self.name}")
+
+    def remove_stale_tmp(self) -> None:
+        remove_stale_tmp(self.dir, self.checkpoint_dir, self.samples_dir, self.export_dir.parent)
+
+    def start(self, run_config: dict, train_records, class_names) -> None:
+        """Records a new run's config and manifest, or checks that a resume would train the same weights."""
+        if not self.config_path.exists():
+            write_manifest(self.dir / "manifest.csv", train_records, class_names)
+            write_json(self.config_path, run_config)
+            return
+        previous = json.loads(self.config_path.read_text())
+        if run_identity(previous) != run_identity(run_config):
+            raise KerasCXRError(f"{self.dir} was started with a different configuration ({self.config_path}); "
+                                f"use another --out, or delete {self.dir} to start over")
+
+    def done(self) -> dict | None:
+        return json.loads(self.done_path.read_text()) if self.done_path.exists() else None
+
+    def mark_done(self, result: dict) -> None:
+        write_json(self.done_path, result)
+
+    def is_exported(self) -> bool:
+        return (self.export_dir / "saved_model.pb").exists()
+
+    # Checkpoints.
+    def checkpoints(self) -> list[Path]:
+        return sorted(self.checkpoint_dir.glob("epoch-*.npz"))
+
+    def save_checkpoint(self, gan, epoch: int, keep: int) -> None:
+        save_checkpoint(gan, self.checkpoint_dir / f"epoch-{epoch:04d}.npz", epoch)
+        for old in self.checkpoints()[:-keep]:
+            old.unlink()
+
+    def restore_latest(self, gan) -> int:
+        """Loads the newest checkpoint that reads completely; returns its epoch (0: none).
+
+        A newer one that does not read (a kill or a full disk mid-write on a filesystem without
+        atomic rename, bit rot) is reported by name and set aside as `*.npz.corrupt`, not deleted.
+        """
+        for path in reversed(self.checkpoints()):
+            try:
+                return load_checkpoint(gan, path)
+            except CheckpointError as exc:
+                aside = path.with_name(path.name + ".corrupt")
+                os.replace(path, aside)
+                print(f"{self.name}: {exc}; set it aside as {aside.name} and fell back to the previous checkpoint",
+                      file=sys.stderr)
+        return 0
+
+    # The per-epoch log.
+    def append_log(self, row: dict) -> None:
+        new = not self.log_path.exists()
+        with open(self.log_path, "a", newline="") as fh:
+            w = csv.DictWriter(fh, LOG_FIELDS)
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def log_rows(self) -> list[dict]:
+        if not self.log_path.exists():
+            return []
+        with open(self.log_path, newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    def truncate_log(self, last_epoch: int) -> None:
+        """Keeps the rows up to `last_epoch` (the restored checkpoint's)."""
+        if not self.log_path.exists():
+            return
+        # A row cut off by a kill mid-append has empty fields: it is dropped with the rest.
+        rows = [r for r in self.log_rows()
+                if all(r.get(f) not in (None, "") for f in LOG_FIELDS) and int(r["epoch"]) <= last_epoch]
+        with atomic_path(self.log_path) as tmp:
+            with open(tmp, "w", newline="") as fh:
+                w = csv.DictWriter(fh, LOG_FIELDS)
+                w.writeheader()
+                w.writerows(rows)

@@ -1,0 +1,61 @@
+"""CPU speed paths, fenced behind one setting: `kernels: auto | stock | conv_grad`.
+
+Each kernel here computes the same function as the stock Keras op it replaces (the tests compare
+outputs and gradients, and training, against the stock op); only the TensorFlow ops, and so the
+speed and the float round-off, differ. The layer classes stay the same whichever path runs, so
+weight files move between machines and settings.
+
+- `gan_output_conv`: the generator's one-filter output conv (~4x faster training pass on CPU);
+- `batch_norm`: BatchNormalization through the fused kernel (~2x per BN layer on CPU);
+- `adam`: Adam's update as one fused kernel (~3x for the update);
+- `conv_input_grad`: ResNet18's conv input gradient as a forward convolution. It was 2.3x faster
+  per step on the host of 2026-11-25 and 6-9% slower on the AMD EPYC hosts of 2026-11-26
+  (experiments/benchmarks/results/resnet18_step.md), so `auto` leaves it off and `conv_grad`
+  opts in. It is never chosen by timing: the two paths differ in round-off, and a choice that
+  flips with machine load would make a cell's numbers depend on load.
+
+`auto` is what every command runs by default; `stock` runs Keras' own ops (a reference, and a way
+to rule the kernels out when something looks wrong).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keras_cxr.errors import KerasCXRError
+
+KERNEL_SETTINGS = ("auto", "stock", "conv_grad")
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """Which speed path each builder takes (`resolve` turns the setting into one of these;
+    benchmarks build their own to time one kernel at a time).
+
+    Args:
+        gan_output_conv: bool. Generator output conv via `gan_output_conv.SingleFilterConv2D`'s kernels.
+        fused_bn: bool. `batch_norm.FusedBatchNormalization` trains with the fused kernel.
+        fused_adam: bool. `adam.FusedAdam` updates with the fused kernel.
+        conv_input_grad: bool. ResNet18's residual convs take `conv_input_grad`'s gradient path.
+    """
+
+    gan_output_conv: bool = False
+    fused_bn: bool = False
+    fused_adam: bool = False
+    conv_input_grad: bool = False
+
+
+STOCK = Kernels()
+
+
+def resolve(setting: str = "auto") -> Kernels:
+    """The kernels a setting stands for on this machine (the CPU-only ones are off on a GPU)."""
+    if setting not in KERNEL_SETTINGS:
+        raise KerasCXRError(f"`kernels` must be one of {', '.join(KERNEL_SETTINGS)}. Received: kernels={setting!r}")
+    if setting == "stock":
+        return STOCK
+    import tensorflow as tf
+
+    cpu = not tf.config.list_logical_devices("GPU")  # cuDNN's own kernels are fine on GPUs
+    return Kernels(gan_output_conv=cpu, fused_bn=True, fused_adam=True,
+                   conv_input_grad=cpu and setting == "conv_grad")

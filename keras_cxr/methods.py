@@ -1,0 +1,128 @@
+"""Every rebalancing method, in one place: its name, its resampler and, for GAN methods, the
+generator it needs (imbalanced-learn's idea: one resampler per method behind `fit_resample`).
+
+The classic rows are listed in `CLASSIC`. The GAN rows come from the preset: `dcgan`, and one
+`cdcgan_aNNN` per value of `gan.alphas` (the paper's 0.25, 0.5 and 0.75 by default). Adding a
+method is one entry in `CLASSIC`; adding a cDCGAN row is one value in `gan.alphas`. The matrix, the
+CLI, the report and `make train-gan` all read this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from keras_cxr.errors import KerasCXRError
+
+GAN_KINDS = ("dcgan", "cdcgan")
+PAPER_ALPHAS = (0.25, 0.5, 0.75)  # paper 4.5; GANConfig.alphas defaults to these
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """A generator a GAN method needs: `dcgan` (minority images only, paper 4.4) or `cdcgan`
+    with alpha (paper 4.5). Its name is the run folder, the models folder and the method name."""
+
+    kind: str
+    alpha: float | None = None
+
+    def __post_init__(self):
+        if self.kind not in GAN_KINDS:
+            raise KerasCXRError(f"`model` must be one of {', '.join(GAN_KINDS)}. Received: model={self.kind!r}")
+        if self.kind == "cdcgan" and (self.alpha is None or not 0.0 <= self.alpha <= 1.0):
+            raise KerasCXRError(f"`alpha` must be in [0, 1]. Received: alpha={self.alpha}")
+        # A DCGAN draws no labels; a cDCGAN's alpha is recorded as a float (1 and 1.0 are one run).
+        object.__setattr__(self, "alpha", None if self.kind == "dcgan" else float(self.alpha))
+
+    @property
+    def conditional(self) -> bool:
+        return self.kind == "cdcgan"
+
+    @property
+    def name(self) -> str:
+        """dcgan, or cdcgan_a025 / cdcgan_a050 / cdcgan_a075 for alpha 0.25 / 0.5 / 0.75."""
+        return "dcgan" if self.kind == "dcgan" else f"cdcgan_a{round(self.alpha * 100):03d}"
+
+    def export_dir(self, models_dir) -> Path:
+        """Where the exported generator lives (TF Serving layout: <models>/<name>/<version>)."""
+        return Path(models_dir) / self.name / "1"
+
+
+def _resample():
+    # Imported on use: imbalanced-learn takes ~1.5 s to import, and the registry is read by
+    # config validation and `data` commands that never resample.
+    import keras_cxr.resample as resample
+
+    return resample
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the matrix.
+
+    Args:
+        name: str. The method's name in presets, cells, results and the CLI.
+        make: callable (seed, config) -> resampler, for methods that need no generator.
+        generator: GeneratorSpec or None. The generator a GAN method streams images from.
+        gradcam: bool. One of the methods the paper's Grad-CAM figure shows (5.3).
+    """
+
+    name: str
+    make: Callable | None = None
+    generator: GeneratorSpec | None = None
+    gradcam: bool = False
+
+    def resampler(self, seed: int, config, models_dir=None):
+        """The resampler for one cell; a GAN method's generator must already be exported."""
+        if self.generator is None:
+            return self.make(seed, config)
+        if models_dir is None:
+            raise KerasCXRError(f"method {self.name!r} needs exported generators (--models DIR)")
+        path = self.generator.export_dir(models_dir)
+        if not (path / "saved_model.pb").exists():
+            raise KerasCXRError(f"method {self.name!r}: no generator at {path} (train it with `train-gan`)")
+        return _resample().GANOversample(path, seed=seed)
+
+
+def _smote(variant: str) -> Callable:
+    return lambda seed, config: _resample().PixelSMOTE(variant, k_neighbors=config.classifier.smote_k_neighbors, seed=seed)
+
+
+CLASSIC = (
+    Method("baseline", lambda seed, config: _resample().NoResampling(), gradcam=True),
+    Method("class_weights", lambda seed, config: _resample().ClassWeights()),
+    Method("undersample", lambda seed, config: _resample().RandomUndersample(seed=seed)),
+    Method("oversample", lambda seed, config: _resample().RandomOversample(seed=seed)),
+    Method("smote", _smote("smote")),
+    Method("borderline_smote", _smote("borderline_smote")),
+    Method("adasyn", _smote("adasyn")),
+)
+
+
+def generator_specs(alphas=PAPER_ALPHAS) -> tuple[GeneratorSpec, ...]:
+    """The generators of a preset: DCGAN, then one cDCGAN per alpha."""
+    return (GeneratorSpec("dcgan"), *(GeneratorSpec("cdcgan", float(a)) for a in alphas))
+
+
+def registry(alphas=PAPER_ALPHAS) -> dict[str, Method]:
+    """Every method for a preset's alphas, by name, in the matrix's row order."""
+    gan = [Method(s.name, generator=s, gradcam=s.kind == "dcgan" or s.alpha == 0.5)  # paper 5.3's figure
+           for s in generator_specs(alphas)]
+    methods = {m.name: m for m in (*CLASSIC, *gan)}
+    if len(methods) != len(CLASSIC) + len(gan):
+        raise KerasCXRError(f"`gan.alphas` name the same cDCGAN twice (names round alpha to 0.01). "
+                            f"Received: alphas={list(alphas)}")
+    return methods
+
+
+def method_names(alphas=PAPER_ALPHAS) -> tuple[str, ...]:
+    return tuple(registry(alphas))
+
+
+def get_method(name: str, alphas=PAPER_ALPHAS) -> Method:
+    methods = registry(alphas)
+    if name not in methods:
+        raise KerasCXRError(f"unknown method {name!r} (known: {', '.join(methods)})")
+    return methods[name]
+
