@@ -13,6 +13,8 @@ from keras_cxr.metrics import metrics_from_confusion
 
 pytestmark = pytest.mark.slow
 METHODS = method_names()  # the tiny preset's: the paper's alphas
+# Quality tracked and the best epoch exported, as the quick preset does.
+TRACKED = ["--export", "best", "--set", "gan.eval_every=1", "--set", "gan.eval_images=16"]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def tiny_matrix(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "matrix"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+        assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--quiet", *TRACKED]) == 0
     return out, buf.getvalue()
 
 
@@ -103,19 +105,27 @@ def test_report_writes_every_section_and_no_broken_links(tiny_matrix):
     import re
 
     out, _ = tiny_matrix
-    assert main(["report", "--results", str(out), "--n-generated", "60"]) == 0
+    assert main(["report", "--results", str(out), "--n-generated", "60", "--extractor-seeds", "0", "1"]) == 0
     report = (out / "report.md").read_text()
     for section in ("## Generated samples", "## GAN losses", "## Results", "## Confusion matrices", "## ROC curves",
                     "## Grad-CAM", "## Generated-image quality", "## Memorisation"):
         assert section in report, section
     links = re.findall(r"\]\(([^)]+)\)", report)
     assert len(links) >= 15 and all((out / link).is_file() for link in links)
-    assert "| real train vs real test |" in report and "| cdcgan_a050 |" in report
+    for run in ("dcgan", "cdcgan_a025", "cdcgan_a050", "cdcgan_a075"):  # tracked Frechet by epoch
+        assert f"report/frechet_{run}.png" in links
+        done = json.loads((out / run / "done.json").read_text())
+        assert done["export"] == "best" and done["export_epoch"] == done["best"]["epoch"]
+    # The bundled sample has ~60 real pneumonia train images against 512 features: the section
+    # says so instead of printing a covariance estimate's noise; report.json keeps the numbers.
+    assert "Not shown: " in report and "feature dimensions is too few" in report
+    assert "| real train vs real test |" not in report
+    assert "| cdcgan_a050 | " in report and "| dcgan | - | " in report  # label fidelity (DCGAN: its label only)
     quality = json.loads((out / "report.json").read_text())["quality"]
-    # Frechet spread: one value per baseline seed (tiny: seeds 0 and 1), the first equal to the main one.
+    # Frechet spread: one value per extractor seed, from extractors cached beside the cells.
     for q in quality.values():
-        assert len(q["frechet_per_feature_seed"]) == 2 and q["frechet_per_feature_seed"][0] == q["frechet"]
-    assert "min-max over the feature seeds" in report and "- `cdcgan_a050`: Frechet" in report
+        assert len(q["frechet_per_seed"]) == 2 and q["extractor_seeds"] == [0, 1]
+    assert len(list((out / "extractor").glob("*/seed1.json"))) == 1
     shares = json.loads((out / "report.json").read_text())["lung_share"]
     assert set(shares) == set(METHODS)
     # 32x32 input: the last block is 1x1, every CAM is uniform, its share is the mask's area.
@@ -137,7 +147,8 @@ def _evaluate_all(out, *args, env=None):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "keras_cxr", "evaluate-all", "--preset", "tiny", "--out", str(out), "--quiet", *args]
+    cmd = [sys.executable, "-m", "keras_cxr", "evaluate-all", "--preset", "tiny", "--out", str(out), "--quiet",
+           *TRACKED, *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
 

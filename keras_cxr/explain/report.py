@@ -8,6 +8,7 @@ computed from the files in DIR (cells, weights, generators, manifest); nothing i
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from keras_cxr.errors import KerasCXRError
 from keras_cxr.evaluate.cells import read_cells
 from keras_cxr.explain.gradcam import gradcam_maps, lung_mask, lung_share, make_gradcam, save_gradcam_grid
 from keras_cxr.explain.memorisation import memorisation
-from keras_cxr.explain.quality import feature_model, frechet_distance, kernel_inception_distance, prdc
+from keras_cxr.config import Config, config_from_dict
+from keras_cxr.evaluate.extractor import ensure_extractor
+from keras_cxr.evaluate.generator_quality import REAL, measure_generators
 from keras_cxr.gan.export import generate_images, read_meta
 from keras_cxr.gan.grid import save_grid
 from keras_cxr.io_utils import atomic_path, write_json, write_text
@@ -45,20 +48,6 @@ def _network(cell: dict):
     """A cell's classifier network, untrained (its backbone as the cell recorded it)."""
     backbone = cell.get("classifier_config", {}).get("backbone", "resnet18")  # cells before the setting: ResNet18
     return build_classifier(image_size=cell["image_size"], backbone_name=backbone)
-
-
-def _load_classifier(cell: dict):
-    if not Path(cell["weights"]).is_file():
-        raise KerasCXRError(f"weights of {cell['method']} seed {cell['seed']} not found: {cell['weights']}")
-    classifier = _network(cell)
-    classifier.model.load_weights(cell["weights"])
-    return classifier
-
-
-def _features(classifier):
-    """x -> the classifier's penultimate features (its backbone's feature layer), batched."""
-    model = feature_model(classifier.model, classifier.feature_layer)
-    return lambda x: model.predict(x, verbose=0, batch_size=64)
 
 
 def _mean_sd(values) -> str:
@@ -104,7 +93,34 @@ def _loss_curves(results: Path, assets: Path, runs: list[str]) -> list[str]:
         fig.tight_layout()
         _savefig(fig, assets / f"loss_{run}.png")
         lines.append(f"![{run} losses](report/loss_{run}.png)")
+        lines += _frechet_curve(results, assets, run, rows)
     return lines
+
+
+def _frechet_curve(results: Path, assets: Path, run: str, rows: list[dict]) -> list[str]:
+    """Tracked Frechet distance against epoch (runs trained with `gan.eval_every`), the exported epoch starred."""
+    tracked = [r for r in rows if r.get("fd")]
+    if not tracked:
+        return []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4, 2.5))
+    for key in ("fd_label0", "fd_label1"):
+        points = [(int(r["epoch"]), float(r[key])) for r in tracked if r.get(key)]
+        if points:
+            ax.plot(*zip(*points), lw=1, marker=".", ms=3, label=f"label {key[-1]}")
+    done = results / run / "done.json"
+    chosen = json.loads(done.read_text()).get("export_epoch") if done.exists() else None
+    for r in tracked:
+        if int(r["epoch"]) == chosen:
+            ax.plot([chosen], [float(r["fd"])], "k*", ms=8, label=f"exported (epoch {chosen})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Frechet (tracking)")
+    ax.set_yscale("log")
+    ax.set_title(run, fontsize=9)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    _savefig(fig, assets / f"frechet_{run}.png")
+    return [f"![{run} Frechet distance by epoch](report/frechet_{run}.png)"]
 
 
 def _roc(cells: list[dict], y_true: np.ndarray, assets: Path, methods: list[str]) -> list[str]:
@@ -141,6 +157,8 @@ class _Context:
 
     results: Path
     assets: Path
+    manifest: Path
+    config: Config  # the preset's image size, kernels and classifier recipe, as the cells recorded them
     cells: list
     image_size: int
     methods: list
@@ -175,12 +193,14 @@ def _load_context(results_dir, n_generated: int) -> _Context:
     if not cells:
         raise KerasCXRError(f"no cells in {results / 'cells'}: run `evaluate-all --out {results}` first")
     image_size = cells[0]["image_size"]
-    splits = Splits.load(results / "data" / "manifest.csv", image_size)
+    manifest = results / "data" / "manifest.csv"
+    splits = Splits.load(manifest, image_size)
     assets = results / "report"
     assets.mkdir(parents=True, exist_ok=True)
     y_train = splits.train[1]
     return _Context(
-        results=results, assets=assets, cells=cells, image_size=image_size,
+        results=results, assets=assets, manifest=manifest, config=_config_of(cells[0]), cells=cells,
+        image_size=image_size,
         methods=list(dict.fromkeys(c["method"] for c in sorted(cells, key=lambda c: c["method"]))),
         seeds=sorted({c["seed"] for c in cells}),
         x_train=splits.train[0][..., None].astype(np.float32) / 255.0, y_train=y_train,
@@ -189,8 +209,19 @@ def _load_context(results_dir, n_generated: int) -> _Context:
         generators=_exported_generators(results), n_generated=n_generated)
 
 
-def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, log=print) -> Path:
-    """Writes `<results>/report.md` and `<results>/report/*.png`; returns the report path."""
+def _config_of(cell: dict) -> Config:
+    """The settings a cell ran with that decide a feature extractor (`keras_cxr.evaluate.extractor`)."""
+    classifier = {k: v for k, v in cell.get("classifier_config", {}).items() if k != "methods"}
+    return config_from_dict({"name": cell["preset"], "image_size": cell["image_size"],
+                             "kernels": cell.get("kernels", "auto"), "classifier": classifier}, f"cell {cell['method']}")
+
+
+def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, log=print,
+                 extractor_seeds=(0, 1, 2)) -> Path:
+    """Writes `<results>/report.md` and `<results>/report/*.png`; returns the report path.
+
+    `extractor_seeds`: the feature extractors of the quality section (trained once per manifest
+    and cached under `<results>/extractor/`); the Frechet distance's spread is over them."""
     ctx = _load_context(results_dir, n_generated)
     md = _header(ctx) + _samples_section(ctx) + _losses_section(ctx) + _results_section(ctx)
     md += _confusion_section(ctx) + _roc_section(ctx)
@@ -198,16 +229,15 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
     gradcam_md, shares = _gradcam_section(ctx, gradcam_batch)
     md += gradcam_md
     quality, memo = {}, {}
-    base = sorted((c for c in ctx.cells if c["method"] == "baseline" and Path(c["weights"]).is_file()),
-                  key=lambda c: c["seed"])
-    if ctx.generators and base:
+    if ctx.generators:
         log("report: image quality and memorisation")
-        quality_md, quality, gen_pixels, features = _quality_section(ctx, base)
-        memo_md, memo = _memorisation_section(ctx, gen_pixels, features)
+        extractors = [ensure_extractor(ctx.config, ctx.results, ctx.manifest, seed, log) for seed in extractor_seeds]
+        quality_md, quality, gen_pixels = _quality_section(ctx, extractors)
+        memo_md, memo = _memorisation_section(ctx, gen_pixels, extractors[0].features)
         md += quality_md + memo_md
     else:
-        md += ["## Generated-image quality", "", "Needs exported generators and a baseline cell with its weights.", "",
-               "## Memorisation", "", "Needs exported generators and a baseline cell with its weights.", ""]
+        md += ["## Generated-image quality", "", "No exported generators in this folder.", "",
+               "## Memorisation", "", "No exported generators in this folder.", ""]
     write_json(ctx.results / "report.json", {"lung_share": shares, "quality": quality, "memorisation": memo})
     report = ctx.results / "report.md"
     write_text(report, "\n".join(md) + "\n")
@@ -302,80 +332,54 @@ def _gradcam_section(ctx: _Context, gradcam_batch: int) -> tuple[list[str], dict
     return md, shares
 
 
-def _quality_section(ctx: _Context, base: list[dict]):
-    """Frechet distance, KID, PRDC and label fidelity on the baseline classifiers' features.
+def _quality_section(ctx: _Context, extractors: list):
+    """Frechet distance, KID, PRDC and label fidelity in the extractors' feature space.
 
-    Returns (markdown, per-set quality, generated pixels per generator, the reference features fn)."""
-    ref = base[0]
-    classifier = _load_classifier(ref)
-    f = _features(classifier)
-    real_train = ctx.x_train[ctx.y_train == ctx.minority]
-    real_test = ctx.x_test[ctx.y_test == ctx.minority]
-    f_train, f_test = f(real_train), f(real_test)
-    rows = {"real train vs real test": (f_train, f_test)}
-    gen_pixels = {}
-    for spec in ctx.generators:
-        gen_pixels[spec.name] = generate_images(ctx.generator_path(spec), ctx.n_generated, ctx.minority, seed=1)
-        rows[spec.name] = (f_train, f(gen_pixels[spec.name]))
-    quality = {}
-    for name, (a, b) in rows.items():
-        kid_mean, kid_sd = kernel_inception_distance(a, b)
-        quality[name] = {"frechet": frechet_distance(a, b), "kid": kid_mean, "kid_sd": kid_sd, **prdc(a, b)}
-    frechet_by_seed = _frechet_per_feature_seed(ctx, base, quality, real_train, real_test)
-    label_acc = _label_fidelity(ctx, classifier)
-    fd_seeds = [c["seed"] for c in base]
-    n = ctx.n_generated
+    Returns (markdown, per-set quality, generated minority pixels per generator)."""
+    generators = {spec.name: (ctx.generator_path(spec), spec.conditional) for spec in ctx.generators}
+    quality, gen_pixels = measure_generators(generators, extractors, ctx.x_train, ctx.y_train, ctx.x_test,
+                                             ctx.y_test, ctx.n_generated)
+    first = extractors[0]
+    n_real = int((ctx.y_train == ctx.minority).sum())
+    seeds = ", ".join(str(e.seed) for e in extractors)
     md = ["## Generated-image quality", "",
-          f"Features: {f_train.shape[1]}-d `{classifier.feature_layer}` of the baseline "
-          f"{_backbone_title(ref)}, seed {ref['seed']} (trained on real images "
-          f"only). Reference set: the {len(real_train)} real minority-class train images; {n} "
-          f"generated minority images per generator. Lower Frechet / KID is closer; precision, recall, "
-          f"density, coverage after Naeem et al. 2020 (k = 5). The first row is the real-vs-real scale.", "",
-          f"Frechet distance: mean +- sd over the features of the {len(fd_seeds)} baseline seed(s) "
-          f"({', '.join(map(str, fd_seeds))}), each with a fresh generated sample; the other columns use "
-          f"seed {ref['seed']}.", "",
-          "| set | Frechet distance | Frechet / real-vs-real | KID (x1e3) mean +- sd | precision | recall | density | coverage |",
-          "|---|---|---|---|---|---|---|---|"]
-    scale = quality["real train vs real test"]["frechet"]
-    for name, q in quality.items():
-        fd = q["frechet_per_feature_seed"]
-        md.append(f"| {name} | {_mean_sd(fd)} | {q['frechet'] / scale:.2f} | {q['kid'] * 1e3:.4g} +- {q['kid_sd'] * 1e3:.2g} | "
-                  f"{q['precision']:.3f} | {q['recall']:.3f} | {q['density']:.3f} | {q['coverage']:.3f} |")
-    md += [""] + _frechet_comparison(frechet_by_seed, ctx.generators)
-    if label_acc:
-        md += ["", "Does a cDCGAN's label mean what it says? The baseline classifier's accuracy on "
-               f"{n} generated images of each label:", "", "| generator | label 0 | label 1 |", "|---|---|---|"]
-        md += [f"| {g} | {a[0]:.3f} | {a[1]:.3f} |" for g, a in label_acc.items()]
-    return md, quality, gen_pixels, f
-
-
-def _frechet_per_feature_seed(ctx: _Context, base: list[dict], quality: dict, real_train, real_test) -> dict:
-    """The spread of the Frechet distance: one value per baseline seed, each with its own feature
-    extractor and its own fresh generated sample, so the sd covers both. Stored in `quality`."""
-    frechet_by_seed = {name: [q["frechet"]] for name, q in quality.items()}
-    for other in base[1:]:
-        g_feats = _features(_load_classifier(other))
-        o_train = g_feats(real_train)
-        frechet_by_seed["real train vs real test"].append(frechet_distance(o_train, g_feats(real_test)))
-        for spec in ctx.generators:
-            fresh = generate_images(ctx.generator_path(spec), ctx.n_generated, ctx.minority, seed=1 + other["seed"] + 1000)
-            frechet_by_seed[spec.name].append(frechet_distance(o_train, g_feats(fresh)))
-    for name, values in frechet_by_seed.items():
-        quality[name]["frechet_per_feature_seed"] = values
-    return frechet_by_seed
-
-
-def _label_fidelity(ctx: _Context, classifier) -> dict:
-    """Each cDCGAN's generated images of each label, classified by the baseline: share correct."""
-    label_acc = {}
+          f"Features: the {_backbone_title(first.record)} feature extractors of this manifest (`keras_cxr/evaluate/"
+          f"extractor.py`: the baseline recipe on the real train images only; seeds {seeds}; test accuracy of "
+          f"seed {first.seed}: {first.record['test_metrics'].get('accuracy', float('nan')):.3f}). Reference set: the "
+          f"{n_real} real minority-class train images; {ctx.n_generated} generated minority images per generator. "
+          "Lower Frechet / KID is closer; precision, recall, density, coverage after Naeem et al. 2020 (k = 5). "
+          "The first row is the real-vs-real scale (real minority test images).", "",
+          f"Frechet distance and its ratio to real-vs-real: mean +- sd over the extractor seeds, each with a fresh "
+          f"generated sample; the other columns use seed {first.seed}.", ""]
+    dim = quality[REAL]["feature_dim"]
+    if n_real < dim // 4:
+        md += [f"Not shown: {n_real} real reference images against {dim} feature dimensions is too few for a "
+               "covariance (Frechet) or a kernel mean (KID) estimate; the numbers would be noise (they are in "
+               "report.json). Use a larger dataset (e.g. `--data ../shared/data/kermany128`).", ""]
+    else:
+        if n_real < dim:
+            md += [f"With {n_real} real reference images against {dim} feature dimensions the covariances are "
+                   "rank-deficient and every Frechet distance is biased upwards: compare each to the "
+                   "real-vs-real row (the ratio column), not to published values.", ""]
+        md += _quality_table(quality)
+        md += [""] + _frechet_comparison({name: q["frechet_per_seed"] for name, q in quality.items()}, ctx.generators)
+    md += ["", "Label fidelity: the extractor's (seed "
+           f"{first.seed}) accuracy on {ctx.n_generated} generated images of each label a generator makes:", "",
+           "| generator | label 0 | label 1 |", "|---|---|---|"]
     for spec in ctx.generators:
-        if not spec.conditional:
-            continue
-        label_acc[spec.name] = {}
-        for label in (0, 1):
-            imgs = generate_images(ctx.generator_path(spec), ctx.n_generated, label, seed=2)
-            label_acc[spec.name][label] = float((classifier.model.predict(imgs, verbose=0).argmax(1) == label).mean())
-    return label_acc
+        fid = quality[spec.name]["fidelity"]
+        md.append(f"| {spec.name} | " + " | ".join(f"{fid[c]:.3f}" if c in fid else "-" for c in (0, 1)) + " |")
+    return md, quality, gen_pixels
+
+
+def _quality_table(quality: dict) -> list[str]:
+    md = ["| set | Frechet distance | Frechet / real-vs-real | KID (x1e3) mean +- sd | precision | recall | density | coverage |",
+          "|---|---|---|---|---|---|---|---|"]
+    for name, q in quality.items():
+        md.append(f"| {name} | {_mean_sd(q['frechet_per_seed'])} | {_mean_sd(q['ratio_per_seed'])} | "
+                  f"{q['kid'] * 1e3:.4g} +- {q['kid_sd'] * 1e3:.2g} | "
+                  f"{q['precision']:.3f} | {q['recall']:.3f} | {q['density']:.3f} | {q['coverage']:.3f} |")
+    return md
 
 
 def _memorisation_section(ctx: _Context, gen_pixels: dict, f) -> tuple[list[str], dict]:
@@ -404,8 +408,8 @@ def _memorisation_section(ctx: _Context, gen_pixels: dict, f) -> tuple[list[str]
     return md, memo
 
 
-def _backbone_title(cell: dict) -> str:
-    name = cell.get("classifier_config", {}).get("backbone", "resnet18")
+def _backbone_title(record: dict) -> str:
+    name = record.get("backbone") or record.get("classifier_config", {}).get("backbone", "resnet18")
     return {"resnet18": "ResNet18"}.get(name, name)
 
 

@@ -1,21 +1,14 @@
-"""Generated-image quality on the features of a ResNet18 trained on real images only.
+"""Generated-image quality in the feature space of `keras_cxr.evaluate.extractor`.
 
-No Inception weights can be downloaded here, so the feature space is the 512-d `avgpool` output
-of this project's own baseline ResNet18 (trained on real train images; which seed is recorded).
-Values are therefore comparable within keras_cxr, not with published FID/KID numbers. The
-real-vs-real distance (train vs test pneumonia images) gives the scale.
+`image_set_quality` is the project's one definition of a generated set's Frechet distance, KID and
+label fidelity: training-time tracking (`keras_cxr.evaluate.tracking`) and the report both call it.
+The real-vs-real distance (train vs test images of one class) gives the scale.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import linalg
-
-
-def feature_model(classifier, layer: str = "avgpool"):
-    import keras
-
-    return keras.Model(classifier.input, classifier.get_layer(layer).output)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -29,6 +22,18 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         covmean = linalg.sqrtm((s_a + eps) @ (s_b + eps))
     covmean = covmean.real
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * covmean))
+
+
+def image_set_quality(real_features: np.ndarray, gen_features: np.ndarray, gen_probs: np.ndarray | None = None,
+                      label: int | None = None, kid_seed: int = 0) -> dict:
+    """Frechet distance and KID of generated features against real ones; with class
+    probabilities and the label the images were generated as, the share the extractor
+    classifies as that label (label fidelity)."""
+    kid, kid_sd = kernel_inception_distance(real_features, gen_features, seed=kid_seed)
+    out = {"frechet": frechet_distance(real_features, gen_features), "kid": kid, "kid_sd": kid_sd}
+    if gen_probs is not None and label is not None:
+        out["fidelity"] = float((np.asarray(gen_probs).argmax(1) == label).mean())
+    return out
 
 
 def _poly_kernel(x, y):

@@ -1,0 +1,168 @@
+"""Quality tracked during GAN training: the extractor cache, the logged columns, the best
+checkpoint exported (and `--export last`), a resume after a kill, alpha's meaning in both label orders."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from keras_cxr.cli import main
+from keras_cxr.config import load_preset
+from keras_cxr.evaluate.extractor import ensure_extractor, extractor_dir
+from keras_cxr.evaluate.tracking import quality_probe
+from keras_cxr.gan.export import generate_images, images_from_generator_output, read_meta
+from keras_cxr.gan.run_folder import EVAL_FIELDS, LOG_FIELDS, RunFolder
+from keras_cxr.gan.selection import best_row
+from keras_cxr.gan.train import build_gan, train_gan
+from keras_cxr.methods import GeneratorSpec
+
+pytestmark = pytest.mark.slow
+TRACKED = ["gan.cdcgan_epochs=3", "gan.eval_every=1", "gan.eval_images=24", "gan.export=best"]
+
+
+@pytest.fixture(scope="module")
+def probe_and_config(tiny_data, tmp_path_factory):
+    config = load_preset("tiny", TRACKED)
+    out = tmp_path_factory.mktemp("extractor")
+    return quality_probe(config, out, tiny_data, GeneratorSpec("cdcgan", 0.25)), config, out
+
+
+def test_extractor_is_made_once_per_manifest_and_recipe(probe_and_config, tiny_data, tmp_path):
+    _, config, out = probe_and_config
+    record = extractor_dir(out, tiny_data, config) / "seed0.json"
+    stamp = record.stat().st_mtime_ns
+    again = ensure_extractor(config, out, tiny_data, seed=0)
+    assert record.stat().st_mtime_ns == stamp and again.record["seed"] == 0  # read back, not retrained
+    # Another recipe or another manifest is another extractor.
+    assert extractor_dir(out, tiny_data, load_preset("tiny", ["classifier.epochs=2"])) != record.parent
+    other = tmp_path / "other.csv"
+    other.write_text(tiny_data.read_text().replace(",val\n", ",train\n", 1))
+    assert extractor_dir(out, other, config) != record.parent
+    # Without tracking there is no probe (and no extractor is trained).
+    assert quality_probe(load_preset("tiny"), tmp_path / "none", tiny_data, GeneratorSpec("dcgan")) is None
+    assert not (tmp_path / "none").exists()
+
+
+def test_tracked_run_exports_its_best_epoch_and_last_on_request(probe_and_config, tiny_data, tmp_path):
+    probe, config, _ = probe_and_config
+    result = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0, probe=probe)
+    run = RunFolder(tmp_path, GeneratorSpec("cdcgan", 0.25))
+    with open(run.log_path) as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == LOG_FIELDS + EVAL_FIELDS and [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert all(r[f] != "" for r in rows for f in EVAL_FIELDS)
+    best = int(best_row(rows, True, config.gan.min_label_fidelity)["epoch"])
+    done = json.loads(run.done_path.read_text())
+    assert result["export"] == done["export"] == "best" and done["export_epoch"] == best == done["best"]["epoch"]
+    assert read_meta(run.export_dir)["export_epoch"] == best
+    assert [p.name for p in run.best_files()] == [f"epoch-{best:04d}.npz"]
+
+    # The exported generator is G at the best epoch: same images as G restored from its best file.
+    gan = build_gan("cdcgan", config, 0.25)
+    assert run.load_best(gan) == best
+    z = np.random.default_rng(0).standard_normal((4, config.gan.latent_dim)).astype(np.float32)
+    exported = _served(run.export_dir, z)
+    restored = images_from_generator_output(gan.generator([z, np.ones(4, np.int32)], training=False), config.gan.pixel_range)
+    np.testing.assert_allclose(exported, restored.numpy(), atol=1e-5)
+
+    # --export last re-exports the finished run from its final checkpoint, and back again.
+    last = train_gan("cdcgan", load_preset("tiny", TRACKED[:-1] + ["gan.export=last"]), tmp_path, alpha=0.25,
+                     manifest=tiny_data, verbose=0)
+    assert (last["export"], last["export_epoch"]) == ("last", 3) and read_meta(run.export_dir)["export_epoch"] == 3
+    back = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0)
+    assert (back["export"], back["export_epoch"]) == ("best", best)
+
+
+def _served(export_dir, z):
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+    out = fn(latent=tf.constant(z), label=tf.ones([len(z)], tf.int32))
+    return next(iter(out.values())).numpy()
+
+
+def test_killed_tracked_run_resumes_to_the_same_log_and_best(probe_and_config, tiny_data, tmp_path):
+    probe, config, _ = probe_and_config
+    full = train_gan("cdcgan", config, tmp_path / "full", alpha=0.25, manifest=tiny_data, verbose=0, probe=probe)
+    train_gan("cdcgan", config, tmp_path / "cut", alpha=0.25, manifest=tiny_data, verbose=0, probe=probe, max_epochs=2)
+    resumed = train_gan("cdcgan", config, tmp_path / "cut", alpha=0.25, manifest=tiny_data, verbose=0, probe=probe)
+    assert resumed["export_epoch"] == full["export_epoch"]
+    logs = []
+    for out in ("full", "cut"):
+        with open(tmp_path / out / "cdcgan_a025" / "log.csv") as fh:
+            logs.append([float(r["fd"]) for r in csv.DictReader(fh)])
+    np.testing.assert_allclose(logs[1], logs[0], rtol=1e-3)
+
+
+class ScriptedProbe:
+    """A probe whose Frechet distances are given in advance (the real one is tested above): it
+    pins which epoch is best, so the resume bookkeeping can be checked exactly."""
+
+    def __init__(self, fds):
+        self.fds = list(fds)
+
+    def __call__(self, generator):
+        return {"fd": self.fds.pop(0), "fidelity_label0": 1.0, "fidelity_label1": 1.0}
+
+
+def test_a_best_file_past_the_restored_checkpoint_is_dropped_on_resume(tiny_data, tmp_path):
+    config = load_preset("tiny", TRACKED)
+    train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0,
+              probe=ScriptedProbe([5.0, 1.0]), max_epochs=2)
+    run = RunFolder(tmp_path, GeneratorSpec("cdcgan", 0.25))
+    assert [p.name for p in run.best_files()] == ["epoch-0002.npz"]
+    # A kill after a best file of epoch 3 was written but before epoch 3's checkpoint: the resume
+    # trains epoch 3 again, so that file is not a best of this run.
+    with np.load(run.best_files()[0]) as z:
+        np.savez(run.best_dir / "epoch-0003.npz", **{k: (z[k] if k == "epoch" else z[k] * 0) for k in z.files})
+    resumed = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0, probe=ScriptedProbe([9.0]))
+    assert resumed["export_epoch"] == 2 and [p.name for p in run.best_files()] == ["epoch-0002.npz"]
+    gan = build_gan("cdcgan", config, 0.25)
+    run.load_best(gan)
+    z = np.random.default_rng(0).standard_normal((4, config.gan.latent_dim)).astype(np.float32)
+    restored = images_from_generator_output(gan.generator([z, np.ones(4, np.int32)], training=False), config.gan.pixel_range)
+    np.testing.assert_allclose(_served(run.export_dir, z), restored.numpy(), atol=1e-5)
+    assert float(np.abs(restored.numpy() - 0.5).max()) > 0  # not the zeroed impostor's constant output
+
+
+def test_tracking_without_a_probe_is_a_clear_error(tiny_data, tmp_path):
+    with pytest.raises(Exception, match=r"`gan.eval_every`=1 needs a quality probe"):
+        train_gan("dcgan", load_preset("tiny", ["gan.eval_every=1"]), tmp_path, manifest=tiny_data, verbose=0)
+    assert not tmp_path.joinpath("dcgan").exists()
+
+
+def test_best_export_needs_tracking():
+    with pytest.raises(Exception, match=r"`gan.export: best` needs quality tracking.*Received: eval_every=0"):
+        load_preset("tiny", ["gan.export=best"])
+
+
+@pytest.mark.parametrize("minority_class, majority_label", [("PNEUMONIA", 0), ("NORMAL", 1)])
+def test_alpha_meaning_and_majority_are_recorded_for_either_minority(tmp_path, minority_class, majority_label):
+    assert main(["data", "prepare", "--minority-class", minority_class, "--val-per-class", "4",
+                 "--out", str(tmp_path / "data")]) == 0
+    config = load_preset("tiny", ["gan.cdcgan_epochs=1"])
+    train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tmp_path / "data" / "manifest.csv", verbose=0)
+    meta = read_meta(tmp_path / "models" / "cdcgan_a025" / "1")
+    assert meta["majority_label"] == majority_label and meta["minority_label"] == 1 - majority_label
+    assert f"label {majority_label}, {['NORMAL', 'PNEUMONIA'][majority_label]}" in meta["alpha_meaning"]
+    # The trained GAN draws its fake labels from that majority with probability alpha.
+    gan = build_gan("cdcgan", config, 0.25, majority_label=meta["majority_label"])
+    _, labels = gan._generate(4000, 1, 2, training=False)
+    assert abs(np.mean(labels.numpy() == majority_label) - 0.25) < 0.03
+    assert generate_images(tmp_path / "models" / "cdcgan_a025" / "1", 2, 1 - majority_label, seed=0).shape[0] == 2
+
+
+def test_a_log_begun_before_the_quality_columns_gains_them(tmp_path):
+    run = RunFolder(tmp_path, GeneratorSpec("dcgan"))
+    run.dir.mkdir(parents=True)
+    old = dict(zip(LOG_FIELDS, ["1", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0", "32.0"]))
+    with open(run.log_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, LOG_FIELDS)
+        w.writeheader()
+        w.writerow(old)
+    run.append_log({**old, "epoch": 2, "fd": 3.5})
+    rows = run.log_rows()
+    assert [r["epoch"] for r in rows] == ["1", "2"] and rows[0]["fd"] == "" and rows[1]["fd"] == "3.5"
+    run.truncate_log(2)  # rows without quality columns are complete rows
+    assert len(run.log_rows()) == 2
