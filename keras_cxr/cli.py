@@ -102,18 +102,27 @@ def cmd_data_fetch(args) -> dict:
 
 
 def cmd_train_gan(args) -> dict:
-    from keras_cxr.config import load_preset
+    from keras_cxr.evaluate.matrix import prepare_manifest
+    from keras_cxr.evaluate.tracking import quality_probe
+    from keras_cxr.gan.run_folder import RunFolder
     from keras_cxr.gan.train import train_gan
+    from keras_cxr.methods import GeneratorSpec
 
-    overrides = list(args.set or [])
     if args.seed is not None:
-        overrides.append(f"gan.seed={args.seed}")
-    config = load_preset(args.preset, overrides)
+        args.set = list(args.set or []) + [f"gan.seed={args.seed}"]
+    config = _classifier_config(args)
+    spec = GeneratorSpec(args.model, args.alpha)
+    manifest, probe = args.manifest, None
+    if config.gan.eval_every and RunFolder(args.out, spec).done() is None:
+        # Tracking measures against the extractor of one manifest: fix the data split first.
+        manifest = prepare_manifest(config, Path(args.out), args.data, args.manifest)
+        probe = quality_probe(config, args.out, manifest, spec)
     result = train_gan(
         kind=args.model, config=config, out_dir=args.out, alpha=args.alpha,
-        data=args.data, manifest=args.manifest, verbose=0 if args.quiet else 1,
+        data=None if manifest else args.data, manifest=manifest, verbose=0 if args.quiet else 1, probe=probe,
     )
-    print(json.dumps({k: result[k] for k in ("run_dir", "export_dir", "epochs", "wall_s")}, indent=2))
+    keys = ("run_dir", "export_dir", "epochs", "wall_s", "export", "export_epoch")
+    print(json.dumps({k: result[k] for k in keys if k in result}, indent=2))
     return result
 
 
@@ -163,6 +172,8 @@ def _classifier_config(args):
         overrides.append(f"classifier.seeds=[{', '.join(map(str, args.seeds))}]")
     if getattr(args, "methods", None):
         overrides.append(f"classifier.methods=[{', '.join(args.methods)}]")
+    if getattr(args, "export", None):
+        overrides.append(f"gan.export={args.export}")
     return load_preset(args.preset, overrides)
 
 
@@ -232,6 +243,12 @@ def _add_run_options(p: argparse.ArgumentParser, out_help: str | None = None) ->
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--export", choices=("best", "last"),
+                   help="which epoch's generator to export: the tracked best or the last (shorthand for "
+                        "--set gan.export=...; a finished run is re-exported if this changes)")
+
+
 def _add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="inspect, prepare or fetch a dataset")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -262,9 +279,11 @@ def _add_gan_commands(sub) -> None:
 
     p = sub.add_parser("train-gan", help="train a DCGAN or cDCGAN, resumably, and export its generator")
     p.add_argument("--model", choices=GAN_KINDS, required=True)
-    p.add_argument("--alpha", type=float, default=0.5, help="cDCGAN: probability that a fake label is 0 (default 0.5)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="cDCGAN: share of fake labels from the majority class (paper 4.5; default 0.5)")
     p.add_argument("--seed", type=int, help="shorthand for --set gan.seed=S")
     _add_run_options(p, "output folder: <out>/<run>/ and <out>/models/<run>/1/")
+    _add_export(p)
     p.set_defaults(func=cmd_train_gan, needs_tensorflow=True)
 
     p = sub.add_parser("generate", help="write PNGs from an exported generator SavedModel")
@@ -295,6 +314,7 @@ def _add_classifier_commands(sub) -> None:
     p.add_argument("--shard", help="K/N: run only cells k with k %% N == K (K = 0..N-1)")
     p.add_argument("--only-generators", action="store_true", help="train the missing generators, then stop")
     _add_run_options(p)
+    _add_export(p)
     _add_weights(p)
     p.set_defaults(func=cmd_evaluate_all, needs_tensorflow=True)
 

@@ -18,6 +18,7 @@ import yaml
 from keras_cxr.errors import KerasCXRError
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # dtype policies (keras_cxr.precision)
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # keras_cxr.gan.diffaugment
 
 # Package data, so that a wheel install (not only the editable checkout) finds them.
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -79,6 +80,18 @@ class GANConfig:
         max_images: int. The most images one call of an exported generator's `generate`
             signature may ask for (a serving guard, recorded in `assets.extra`; bigger
             requests are an error, not an unbounded allocation). Defaults to 4096.
+        diffaugment: str. "none" (the paper) or a comma list of DiffAugment policies from
+            color, translation, cutout (`keras_cxr.gan.diffaugment`). Defaults to "none".
+        eval_every: int. Every this many epochs (and at the last), the Frechet distance, KID and
+            (cDCGAN) label fidelity of `eval_images` generated images from fixed latents,
+            measured with the run's feature extractor (`keras_cxr.evaluate.extractor`) and
+            logged. 0: not tracked (the paper). Defaults to 0.
+        eval_images: int. Generated images per label per evaluation. Defaults to 512.
+        export: str. Which epoch's generator is exported: "last" (the paper) or "best" (the
+            tracked best, `keras_cxr.gan.tracking`; needs `eval_every` >= 1). Defaults to "last".
+        min_label_fidelity: float. A cDCGAN epoch is eligible as "best" only when the extractor
+            recognises at least this share of its generated images of each label. Defaults to 0.9.
+            This, `eval_every`, `eval_images` and `export` do not change the trained weights.
     """
 
     latent_dim: int = 100
@@ -100,6 +113,11 @@ class GANConfig:
     precision: str = "float32"
     max_loss: float = 1000.0
     max_images: int = 4096
+    diffaugment: str = "none"
+    eval_every: int = 0
+    eval_images: int = 512
+    export: str = "last"
+    min_label_fidelity: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -268,6 +286,7 @@ def validate(config: Config) -> None:
         raise KerasCXRError(f"`max_images` must be >= 1. Received: max_images={g.max_images}")
     if not g.max_loss > 0:
         raise KerasCXRError(f"`max_loss` must be > 0. Received: max_loss={g.max_loss}")
+    _validate_tracking(g)
     from keras_cxr.classify.backbones import BACKBONES
     from keras_cxr.kernels import KERNEL_SETTINGS
     from keras_cxr.methods import method_names
@@ -288,6 +307,29 @@ def validate(config: Config) -> None:
         raise KerasCXRError("`seeds` must name at least one seed")
     if not 0 < c.crop_fraction <= 1:
         raise KerasCXRError(f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={c.crop_fraction}")
+
+
+def parse_policies(setting: str) -> tuple[str, ...]:
+    """`gan.diffaugment`: "none" -> (); "translation,cutout" -> ("translation", "cutout"), in order."""
+    names = () if str(setting).strip().lower() == "none" else tuple(p.strip() for p in str(setting).split(","))
+    if any(p not in DIFFAUGMENT_POLICIES for p in names) or len(set(names)) != len(names):
+        raise KerasCXRError(f"`gan.diffaugment` must be 'none' or a comma list of distinct policies from "
+                            f"{', '.join(DIFFAUGMENT_POLICIES)}. Received: diffaugment={setting!r}")
+    return names
+
+
+def _validate_tracking(g: GANConfig) -> None:
+    parse_policies(g.diffaugment)
+    if g.eval_every < 0:
+        raise KerasCXRError(f"`eval_every` must be >= 0 (0: not tracked). Received: eval_every={g.eval_every}")
+    if g.eval_images < 2:
+        raise KerasCXRError(f"`eval_images` must be >= 2. Received: eval_images={g.eval_images}")
+    if g.export not in ("last", "best"):
+        raise KerasCXRError(f"`export` must be 'last' or 'best'. Received: export={g.export!r}")
+    if g.export == "best" and g.eval_every == 0:
+        raise KerasCXRError("`gan.export: best` needs quality tracking: set `gan.eval_every` >= 1. Received: eval_every=0")
+    if not 0 <= g.min_label_fidelity <= 1:
+        raise KerasCXRError(f"`min_label_fidelity` must be in [0, 1]. Received: min_label_fidelity={g.min_label_fidelity}")
 
 
 def _validate_adam(section: str, learning_rate: float, beta_1: float, beta_2: float) -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from keras_cxr.explain.gradcam import gradcam_maps, lung_mask, lung_share
 from keras_cxr.explain.memorisation import memorisation
-from keras_cxr.explain.quality import frechet_distance, kernel_inception_distance, mmd2_unbiased, prdc
+from keras_cxr.evaluate.quality import frechet_distance, kernel_inception_distance, mmd2_unbiased, prdc
 
 
 def _left_half_model(size=32):

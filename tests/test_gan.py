@@ -80,3 +80,21 @@ def test_gan_config_round_trip():
     assert (again.alpha, again.conditional, again.latent_dim) == (0.75, True, 100)
     assert [layer.name for layer in again.generator.layers] == [layer.name for layer in gan.generator.layers]
     assert isinstance(keras.saving.get_registered_object("keras_cxr>GAN"), type)
+
+
+@pytest.mark.parametrize("majority_label", [0, 1])
+@pytest.mark.parametrize("alpha", [0.25, 0.75])
+def test_alpha_is_the_share_of_majority_labels_in_either_label_order(alpha, majority_label):
+    # Paper 4.5: alpha weights the majority class (there "normal", label 0). With NORMAL as the
+    # minority (majority label 1) alpha 0.25 must still make 75% minority labels, not 25%.
+    n = 20_000
+    labels = sample_labels(n, alpha, tf.constant([7, 11], tf.int64), majority_label).numpy()
+    share = np.mean(labels == majority_label)
+    assert abs(share - alpha) <= 4 * np.sqrt(alpha * (1 - alpha) / n)
+
+
+def test_majority_label_zero_draws_exactly_the_labels_of_the_paper_rule():
+    # The paper's order (majority 0) keeps the earlier rule P(label = 0) = alpha draw for draw.
+    seed = tf.constant([1, 2], tf.int64)
+    u = tf.random.stateless_uniform([1000], seed).numpy()
+    assert np.array_equal(sample_labels(1000, 0.3, seed, 0).numpy(), (u >= 0.3).astype(np.int32))

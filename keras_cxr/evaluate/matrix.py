@@ -19,6 +19,8 @@ from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifes
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.evaluate.cells import is_done, read_cells, run_cell
 from keras_cxr.evaluate.summary import write_results
+from keras_cxr.evaluate.tracking import quality_probe
+from keras_cxr.gan.run_folder import RunFolder
 from keras_cxr.gan.train import train_gan
 from keras_cxr.io_utils import remove_stale_tmp, run_lock, write_json
 from keras_cxr.methods import registry
@@ -74,7 +76,9 @@ def generators_of(config: Config, methods) -> list:
 def ensure_generators(config: Config, out_dir: Path, manifest: Path, methods, verbose: int) -> None:
     """Trains the generators the GAN methods need; finished ones are reused."""
     for spec in generators_of(config, methods):
-        train_gan(spec.kind, config, out_dir, alpha=spec.alpha, manifest=manifest, verbose=verbose)
+        done = RunFolder(out_dir, spec).done() is not None
+        probe = None if done else quality_probe(config, out_dir, manifest, spec)  # None: not tracked
+        train_gan(spec.kind, config, out_dir, alpha=spec.alpha, manifest=manifest, verbose=verbose, probe=probe)
 
 
 def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str | None = None,

@@ -19,7 +19,7 @@ from keras_cxr.errors import KerasCXRError
 from keras_cxr.evaluate.cells import read_cells
 from keras_cxr.explain.gradcam import gradcam_maps, lung_mask, lung_share, make_gradcam, save_gradcam_grid
 from keras_cxr.explain.memorisation import memorisation
-from keras_cxr.explain.quality import feature_model, frechet_distance, kernel_inception_distance, prdc
+from keras_cxr.evaluate.quality import feature_model, frechet_distance, kernel_inception_distance, prdc
 from keras_cxr.gan.export import generate_images, read_meta
 from keras_cxr.gan.grid import save_grid
 from keras_cxr.io_utils import atomic_path, write_json, write_text

@@ -6,14 +6,18 @@ import keras
 import tensorflow as tf
 
 from keras_cxr.errors import KerasCXRError
+from keras_cxr.gan.diffaugment import diff_augment
 
 # Stateless-seed "purposes": each random draw of a step gets its own stream.
 _FAKE_LATENT, _FAKE_LABEL, _G_LATENT, _G_LABEL = 1, 2, 3, 4
+_AUG_REAL, _AUG_FAKE, _AUG_G = 5, 6, 7
 
 
-def sample_labels(n, alpha: float, seed) -> tf.Tensor:
-    """int32 [n] labels with P(label = 0) = alpha (paper 4.5, "weighted cDCGAN")."""
-    return tf.cast(tf.random.stateless_uniform([n], seed) >= alpha, tf.int32)
+def sample_labels(n, alpha: float, seed, majority_label: int = 0) -> tf.Tensor:
+    """int32 [n] labels, each the majority class's with probability alpha (paper 4.5, "weighted
+    cDCGAN": there label 0, healthy, is the majority, so alpha = P(label = 0))."""
+    majority = tf.random.stateless_uniform([n], seed) < alpha
+    return tf.where(majority, majority_label, 1 - majority_label)
 
 
 @keras.saving.register_keras_serializable(package="keras_cxr")
@@ -35,12 +39,17 @@ class GAN(keras.Model):
         discriminator: keras.Model. From `build_discriminator`.
         latent_dim: int. Defaults to 100.
         conditional: bool. Feed labels to G and D. Defaults to False.
-        alpha: float. Probability that a generated label is 0 (healthy), in [0, 1]. Defaults to
-            0.5 (Brownlee's uniform labels).
-        seed: int. Seed of latents and fake labels. Defaults to 0.
+        alpha: float. Probability that a generated label is the majority class's, in [0, 1]
+            (the paper's meaning, where the majority is label 0, healthy). Defaults to 0.5
+            (Brownlee's uniform labels).
+        seed: int. Seed of latents, fake labels and augmentations. Defaults to 0.
+        majority_label: int. The train split's majority class (0 or 1). Defaults to 0.
+        diffaugment: tuple of str. DiffAugment policies applied to every image D sees, real or
+            generated, in order (`keras_cxr.gan.diffaugment`). Defaults to () (none: the paper).
     """
 
-    def __init__(self, generator, discriminator, latent_dim=100, conditional=False, alpha=0.5, seed=0, **kwargs):
+    def __init__(self, generator, discriminator, latent_dim=100, conditional=False, alpha=0.5, seed=0,
+                 majority_label=0, diffaugment=(), **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= float(alpha) <= 1.0:
             raise KerasCXRError(f"`alpha` must be in [0, 1]. Received: alpha={alpha}")
@@ -50,8 +59,12 @@ class GAN(keras.Model):
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim)
         self.conditional = bool(conditional)
+        if majority_label not in (0, 1):
+            raise KerasCXRError(f"`majority_label` must be 0 or 1. Received: majority_label={majority_label}")
         self.alpha = float(alpha)
         self.seed = int(seed)
+        self.majority_label = int(majority_label)
+        self.diffaugment = tuple(diffaugment)
         self.d_loss_real_tracker = keras.metrics.Mean(name="d_loss_real")
         self.d_loss_fake_tracker = keras.metrics.Mean(name="d_loss_fake")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -78,7 +91,8 @@ class GAN(keras.Model):
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "latent_dim": self.latent_dim, "conditional": self.conditional,
-            "alpha": self.alpha, "seed": self.seed,
+            "alpha": self.alpha, "seed": self.seed, "majority_label": self.majority_label,
+            "diffaugment": list(self.diffaugment),
         })
         return config
 
@@ -107,10 +121,12 @@ class GAN(keras.Model):
         latent = tf.random.stateless_normal([n, self.latent_dim], self._step_seed(latent_purpose))
         if not self.conditional:
             return self.generator(latent, training=training), None
-        labels = sample_labels(n, self.alpha, self._step_seed(label_purpose))
+        labels = sample_labels(n, self.alpha, self._step_seed(label_purpose), self.majority_label)
         return self.generator([latent, labels], training=training), labels
 
-    def _discriminate(self, images, labels, training=True):
+    def _discriminate(self, images, labels, augment_purpose: int, training=True):
+        if self.diffaugment:  # DiffAugment: every image D sees, real or fake, in D's and G's updates
+            images = diff_augment(images, self.diffaugment, self._step_seed(augment_purpose))
         return self.discriminator([images, labels] if self.conditional else images, training=training)
 
     def _loss(self, target_value, probs):
@@ -119,10 +135,10 @@ class GAN(keras.Model):
         targets = tf.fill(tf.shape(probs), float(target_value))
         return self.loss_fn(targets, probs), 1.0 / replicas
 
-    def _update_discriminator(self, images, labels, target: float):
+    def _update_discriminator(self, images, labels, target: float, augment_purpose: int):
         """One Adam step of D towards `target` on these images. Returns (loss, D's outputs)."""
         with tf.GradientTape() as tape:
-            probs = self._discriminate(images, labels)
+            probs = self._discriminate(images, labels, augment_purpose)
             loss, scale = self._loss(target, probs)
             scaled = self.d_optimizer.scale_loss(loss * scale)  # loss scaling under mixed_float16
         grads = tape.gradient(scaled, self.discriminator.trainable_weights)
@@ -131,18 +147,18 @@ class GAN(keras.Model):
 
     def update_discriminator_real(self, real_images, real_labels):
         """Update 1: D on a half batch of real images, target 1. Returns (loss, D(x))."""
-        return self._update_discriminator(real_images, real_labels, 1.0)
+        return self._update_discriminator(real_images, real_labels, 1.0, _AUG_REAL)
 
     def update_discriminator_fake(self, n):
-        """Update 2: D on n fakes (labels drawn with P(0) = alpha), target 0. Returns (loss, D(G(z)))."""
+        """Update 2: D on n fakes (labels: the majority's with probability alpha), target 0. Returns (loss, D(G(z)))."""
         fakes, fake_labels = self._generate(n, _FAKE_LATENT, _FAKE_LABEL, training=False)
-        return self._update_discriminator(fakes, fake_labels, 0.0)
+        return self._update_discriminator(fakes, fake_labels, 0.0, _AUG_FAKE)
 
     def update_generator(self, n):
         """Update 3: G on n latents, target 1, through D; only G's weights move. Returns loss."""
         with tf.GradientTape() as tape:
             generated, gen_labels = self._generate(n, _G_LATENT, _G_LABEL, training=True)
-            p_gen = self._discriminate(generated, gen_labels)
+            p_gen = self._discriminate(generated, gen_labels, _AUG_G)
             loss, scale = self._loss(1.0, p_gen)
             scaled = self.g_optimizer.scale_loss(loss * scale)
         grads = tape.gradient(scaled, self.generator.trainable_weights)

@@ -7,6 +7,7 @@ Layout of `<out>/<run>/` (run = dcgan, cdcgan_a025, ...):
   tensorboard/       TensorBoard event files
   samples/           per-epoch sample grids from fixed latents (one per label for cDCGAN)
   checkpoints/       epoch-NNNN.npz: G, D and both optimizers (the last `keep_checkpoints`)
+  best/              epoch-NNNN.npz: G at the best tracked epoch so far (`gan.eval_every`)
   done.json          written last; a finished run is never retrained
 and the generator is exported to `<out>/models/<run>/1/` (TF Serving layout).
 """
@@ -29,11 +30,14 @@ from keras_cxr.io_utils import atomic_path, remove_stale_tmp, run_lock, write_js
 from keras_cxr.methods import GeneratorSpec
 
 LOG_FIELDS = ("epoch", "d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake", "epoch_s", "images_per_s")
+# Quality columns (`keras_cxr.evaluate.tracking`), filled on the epochs that were evaluated.
+EVAL_FIELDS = ("fd", "kid", "fd_label0", "fd_label1", "kid_label0", "kid_label1", "fidelity_label0", "fidelity_label1")
 
 # Settings that do not change the trained weights: a run may resume with other values.
 # (XLA compiles the same algorithm, the kernels compute the same functions, and the rest only
 # decide what is kept on disk, logged, or refused at serving time.)
-NOT_IN_IDENTITY = {"gan": ("jit_compile", "max_images", "keep_checkpoints", "sample_grid", "max_loss"),
+NOT_IN_IDENTITY = {"gan": ("jit_compile", "max_images", "keep_checkpoints", "sample_grid", "max_loss",
+                           "eval_every", "eval_images", "export", "min_label_fidelity"),
                    "top": ("name", "kernels")}
 
 
@@ -41,13 +45,18 @@ class CheckpointError(KerasCXRError):
     """A checkpoint file that cannot be read back whole (truncated, corrupt, not an .npz)."""
 
 
-def _variables(gan) -> dict:
-    return {"g": gan.generator.variables, "d": gan.discriminator.variables,
-            "g_opt": gan.g_optimizer.variables, "d_opt": gan.d_optimizer.variables}
+ALL_GROUPS = ("g", "d", "g_opt", "d_opt")
 
 
-def save_checkpoint(gan, path: Path, epoch: int) -> None:
-    arrays = {f"{group}/{i}": np.asarray(v.numpy()) for group, vs in _variables(gan).items() for i, v in enumerate(vs)}
+def _variables(gan, groups=ALL_GROUPS) -> dict:
+    every = {"g": gan.generator.variables, "d": gan.discriminator.variables,
+             "g_opt": gan.g_optimizer.variables, "d_opt": gan.d_optimizer.variables}
+    return {group: every[group] for group in groups}
+
+
+def save_checkpoint(gan, path: Path, epoch: int, groups=ALL_GROUPS) -> None:
+    arrays = {f"{group}/{i}": np.asarray(v.numpy()) for group, vs in _variables(gan, groups).items()
+              for i, v in enumerate(vs)}
     arrays["epoch"] = np.array(epoch)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -66,12 +75,12 @@ def read_checkpoint(path: Path) -> dict:
     return arrays
 
 
-def load_checkpoint(gan, path: Path) -> int:
-    """Restores G, D and both optimizers from `path`; returns its epoch. Nothing is assigned
+def load_checkpoint(gan, path: Path, groups=ALL_GROUPS) -> int:
+    """Restores `groups` (default G, D and both optimizers) from `path`; returns its epoch. Nothing is assigned
     unless the whole file reads and matches the model."""
     ckpt = read_checkpoint(path)
     pairs = []
-    for group, vs in _variables(gan).items():
+    for group, vs in _variables(gan, groups).items():
         for i, v in enumerate(vs):
             key = f"{group}/{i}"
             if key not in ckpt or ckpt[key].shape != tuple(v.shape):
@@ -110,6 +119,7 @@ class RunFolder:
         self.log_path = self.dir / "log.csv"
         self.checkpoint_dir = self.dir / "checkpoints"
         self.samples_dir = self.dir / "samples"
+        self.best_dir = self.dir / "best"
         self.tensorboard_dir = self.dir / "tensorboard"
 
     def lock(self):
@@ -117,7 +127,7 @@ class RunFolder:
         return run_lock(self.dir, what=f"train-gan {self.name}")
 
     def remove_stale_tmp(self) -> None:
-        remove_stale_tmp(self.dir, self.checkpoint_dir, self.samples_dir, self.export_dir.parent)
+        remove_stale_tmp(self.dir, self.checkpoint_dir, self.samples_dir, self.best_dir, self.export_dir.parent)
 
     def start(self, run_config: dict, train_records, class_names) -> None:
         """Records a new run's config and manifest, or checks that a resume would train the same weights."""
@@ -164,11 +174,46 @@ class RunFolder:
                       file=sys.stderr)
         return 0
 
-    # The per-epoch log.
+    # The best tracked generator: a file per new best, so a resume can always fall back to the
+    # best up to its restored epoch (a later one may belong to epochs about to be retrained).
+    def best_files(self) -> list[Path]:
+        return sorted(self.best_dir.glob("epoch-*.npz"))
+
+    def save_best(self, gan, epoch: int) -> None:
+        save_checkpoint(gan, self.best_dir / f"epoch-{epoch:04d}.npz", epoch, groups=("g",))
+
+    def prune_best(self, last_epoch: int) -> None:
+        """Keeps the newest best file up to `last_epoch` (the last checkpoint's) and any after it."""
+        files = self.best_files()
+        upto = [f for f in files if int(f.stem.split("-")[1]) <= last_epoch]
+        for old in upto[:-1]:
+            old.unlink()
+
+    def drop_best_after(self, last_epoch: int) -> None:
+        for f in self.best_files():
+            if int(f.stem.split("-")[1]) > last_epoch:
+                f.unlink()
+
+    def best_epoch(self) -> int:
+        files = self.best_files()
+        return int(files[-1].stem.split("-")[1]) if files else 0
+
+    def load_best(self, gan) -> int:
+        """Loads G from the newest best file; returns its epoch (0: none)."""
+        files = self.best_files()
+        return load_checkpoint(gan, files[-1], groups=("g",)) if files else 0
+
+    # The per-epoch log: losses every epoch, quality columns on evaluated epochs.
     def append_log(self, row: dict) -> None:
+        fields = LOG_FIELDS + EVAL_FIELDS
+        if self.log_path.exists():
+            with open(self.log_path, newline="") as fh:
+                header = next(csv.reader(fh), [])
+            if tuple(header) != fields:  # a log begun before the quality columns existed
+                self._rewrite_log(self.log_rows())
         new = not self.log_path.exists()
         with open(self.log_path, "a", newline="") as fh:
-            w = csv.DictWriter(fh, LOG_FIELDS)
+            w = csv.DictWriter(fh, fields)
             if new:
                 w.writeheader()
             w.writerow(row)
@@ -184,10 +229,15 @@ class RunFolder:
         if not self.log_path.exists():
             return
         # A row cut off by a kill mid-append has empty fields: it is dropped with the rest.
+        # (Quality columns are empty on epochs that were not evaluated; only the loss columns count.)
         rows = [r for r in self.log_rows()
                 if all(r.get(f) not in (None, "") for f in LOG_FIELDS) and int(r["epoch"]) <= last_epoch]
+        self._rewrite_log(rows)
+
+    def _rewrite_log(self, rows: list[dict]) -> None:
+        fields = LOG_FIELDS + EVAL_FIELDS
         with atomic_path(self.log_path) as tmp:
             with open(tmp, "w", newline="") as fh:
-                w = csv.DictWriter(fh, LOG_FIELDS)
+                w = csv.DictWriter(fh, fields, extrasaction="ignore")
                 w.writeheader()
-                w.writerows(rows)
+                w.writerows({f: r.get(f, "") for f in fields} for r in rows)

@@ -12,16 +12,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cxr.config import Config
+from keras_cxr.config import Config, parse_policies
 from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifest
 from keras_cxr.data.pipeline import load_images, to_float
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.discriminator import build_discriminator
-from keras_cxr.gan.export import export_generator, images_from_generator_output
+from keras_cxr.gan.export import export_generator, images_from_generator_output, read_meta
 from keras_cxr.gan.gan import GAN
 from keras_cxr.gan.generator import build_generator
 from keras_cxr.gan.grid import save_grid
-from keras_cxr.gan.run_folder import LOG_FIELDS, RunFolder
+from keras_cxr.gan.run_folder import EVAL_FIELDS, LOG_FIELDS, RunFolder
+from keras_cxr.gan.selection import best_row
 from keras_cxr.kernels import Kernels, resolve
 from keras_cxr.kernels.adam import FusedAdam
 from keras_cxr.methods import GeneratorSpec
@@ -32,9 +33,11 @@ class GANDivergedError(KerasCXRError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def build_gan(kind: str, config: Config, alpha: float = 0.5, kernels: Kernels | None = None) -> GAN:
+def build_gan(kind: str, config: Config, alpha: float = 0.5, kernels: Kernels | None = None,
+              majority_label: int = 0) -> GAN:
     """The preset's DCGAN or cDCGAN, compiled with the paper's optimizers and BCE loss.
-    `kernels`: speed paths (`keras_cxr.kernels`); defaults to the preset's `kernels` setting."""
+    `kernels`: speed paths (`keras_cxr.kernels`); defaults to the preset's `kernels` setting.
+    `majority_label`: the train split's majority class; a cDCGAN's alpha is its share of fake labels."""
     g = config.gan
     conditional = kind == "cdcgan"
     kernels = kernels or resolve(config.kernels)
@@ -44,7 +47,8 @@ def build_gan(kind: str, config: Config, alpha: float = 0.5, kernels: Kernels | 
                                     kernels=kernels)
         discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator,
                                             embedding_dim=g.embedding_dim)
-        gan = GAN(generator, discriminator, g.latent_dim, conditional, alpha, g.seed, name=f"{kind}_gan")
+        gan = GAN(generator, discriminator, g.latent_dim, conditional, alpha, g.seed, majority_label=majority_label,
+                  diffaugment=parse_policies(g.diffaugment), name=f"{kind}_gan")
 
     def adam():
         return for_precision(FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=kernels.fused_adam),
@@ -104,15 +108,19 @@ class DivergenceGuard(keras.callbacks.Callback):
 
 
 class EpochEnd(keras.callbacks.Callback):
-    """Per completed epoch: the CSV row, the sample grids, then the checkpoint (in that order,
-    so a checkpoint always has its log row; rows past the restored epoch are dropped on resume)."""
+    """Per completed epoch: the quality evaluation (when due), the CSV row, the sample grids, the
+    best generator (when this epoch is the new best), then the checkpoint. In that order, so a
+    checkpoint always has its log row and its best file; rows and best files past the restored
+    checkpoint are dropped on resume."""
 
     def __init__(self, run: RunFolder, guard: DivergenceGuard, fixed_latents: np.ndarray, conditional: bool,
-                 pixel_range: str, keep: int, images_per_epoch: int):
+                 pixel_range: str, keep: int, images_per_epoch: int, probe=None, eval_every: int = 0,
+                 last_epoch: int = 0, min_fidelity: float = 0.9):
         super().__init__()
         self.run, self.guard, self.keep = run, guard, keep
         self.fixed_latents, self.conditional, self.pixel_range = fixed_latents, conditional, pixel_range
         self.images_per_epoch = images_per_epoch
+        self.probe, self.eval_every, self.last_epoch, self.min_fidelity = probe, eval_every, last_epoch, min_fidelity
         self.t0 = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -122,10 +130,22 @@ class EpochEnd(keras.callbacks.Callback):
         if self.guard.diverged is not None:
             return
         seconds = time.perf_counter() - self.t0
-        self.run.append_log({"epoch": epoch + 1, **{k: float(logs[k]) for k in LOG_FIELDS[1:6]},
-                             "epoch_s": round(seconds, 3), "images_per_s": round(self.images_per_epoch / seconds, 2)})
-        self.save_samples(epoch + 1)
-        self.run.save_checkpoint(self.model, epoch + 1, self.keep)
+        done = epoch + 1
+        row = {"epoch": done, **{k: float(logs[k]) for k in LOG_FIELDS[1:6]},
+               "epoch_s": round(seconds, 3), "images_per_s": round(self.images_per_epoch / seconds, 2)}
+        evaluated = self.probe is not None and (done % self.eval_every == 0 or done == self.last_epoch)
+        if evaluated:
+            quality = self.probe(self.model.generator)
+            row.update(quality)
+            logs.update({f"quality_{k}": v for k, v in quality.items()})  # TensorBoard (the next callback)
+        self.run.append_log(row)
+        self.save_samples(done)
+        if evaluated:
+            best = best_row(self.run.log_rows(), self.conditional, self.min_fidelity)
+            if best is not None and int(best["epoch"]) == done:
+                self.run.save_best(self.model, done)
+        self.run.save_checkpoint(self.model, done, self.keep)
+        self.run.prune_best(done)
 
     def save_samples(self, epoch: int) -> None:
         gen = self.model.generator
@@ -154,7 +174,8 @@ def default_strategy() -> tf.distribute.Strategy:
 
 
 def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, data=None, manifest=None,
-              verbose: int = 1, strategy: tf.distribute.Strategy | None = None, max_epochs: int | None = None) -> dict:
+              verbose: int = 1, strategy: tf.distribute.Strategy | None = None, max_epochs: int | None = None,
+              probe=None) -> dict:
     """Trains (or resumes) one GAN and exports its generator.
 
     Args:
@@ -162,7 +183,8 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
             train with true labels, paper 4.5).
         config: Config. The preset.
         out_dir: folder holding the run directory and `models/`.
-        alpha: float. cDCGAN fake-label weight, in [0, 1]; ignored for DCGAN. Defaults to 0.5.
+        alpha: float. cDCGAN: share of fake labels from the train split's majority class, in
+            [0, 1] (paper 4.5, where the majority is "normal"); ignored for DCGAN. Defaults to 0.5.
         data: dataset path (imbalanced with the preset's data settings); default the bundled
             sample. Exclusive with `manifest`.
         manifest: manifest.csv from `data prepare`.
@@ -170,12 +192,18 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
         strategy: tf.distribute.Strategy. Defaults to MirroredStrategy over several GPUs, else none.
         max_epochs: int or None. Stop after this epoch this time (the run stays resumable);
             used to simulate an interruption. Defaults to None.
+        probe: callable generator -> dict of quality columns (`keras_cxr.evaluate.tracking`);
+            required when `gan.eval_every` >= 1, called every `eval_every` epochs and at the last.
 
     Returns:
-        dict with run_dir, export_dir, epochs, wall_s and the last epoch's metrics.
+        dict with run_dir, export_dir, epochs, wall_s, the last epoch's metrics and, once done,
+        the exported epoch and the rule that chose it.
     """
     spec = GeneratorSpec(kind, alpha)
     run = RunFolder(out_dir, spec)
+    if config.gan.eval_every and probe is None and run.done() is None:
+        raise KerasCXRError(f"`gan.eval_every`={config.gan.eval_every} needs a quality probe "
+                            f"(keras_cxr.evaluate.tracking.quality_probe); set gan.eval_every=0 to train without one")
     records, class_names = _resolve_records(config, data, manifest)
     train, run_config = _plan(spec, config, records, class_names, manifest or default_data_path(data))
     # Everything above only reads: bad input has written nothing. From here on, one writer.
@@ -185,8 +213,8 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
         meta = _export_meta(run_config, spec.name, _epochs(spec, config), config.gan.max_images)
         done = run.done()
         if done is not None:
-            return _reexport_if_missing(run, config, meta, done)
-        return _fit(run, config, train, meta, verbose, strategy, max_epochs)
+            return _reexport_if_needed(run, config, meta, done)
+        return _fit(run, config, train, meta, verbose, strategy, max_epochs, probe)
 
 
 def _epochs(spec: GeneratorSpec, config: Config) -> int:
@@ -217,39 +245,62 @@ def _plan(spec: GeneratorSpec, config: Config, records, class_names, source) -> 
     return train, run_config
 
 
-def _reexport_if_missing(run: RunFolder, config: Config, meta: dict, done: dict) -> dict:
-    """A finished run: export its generator again from the final checkpoint if the export is gone."""
-    if not run.is_exported():
-        gan = build_gan(run.spec.kind, config, _gan_alpha(run.spec))
-        if run.restore_latest(gan) != meta["epochs"]:
-            raise KerasCXRError(f"{run.name} is marked done but its final checkpoint is missing from "
-                                f"{run.checkpoint_dir}; delete {run.done_path} to retrain")
-        export_generator(gan.generator, run.export_dir, meta)
-    print(f"{run.name}: already trained ({done['epochs']} epochs); generator at {run.export_dir}")
+def _reexport_if_needed(run: RunFolder, config: Config, meta: dict, done: dict) -> dict:
+    """A finished run: exports its generator again when the export is gone or the `gan.export`
+    rule now picks another epoch (`--export last` after `best`, or back)."""
+    rule = config.gan.export
+    wanted = run.best_epoch() if rule == "best" else meta["epochs"]
+    if rule == "best" and not wanted:
+        raise KerasCXRError(f"{run.name} was trained without quality tracking, so it has no best epoch "
+                            f"({run.best_dir} is empty); export it with --export last")
+    current = read_meta(run.export_dir) if run.is_exported() else None
+    # Generators exported before the rule existed are the last epoch's.
+    if current is not None and (current.get("export", "last"), current.get("export_epoch", current.get("epochs"))) == (rule, wanted):
+        print(f"{run.name}: already trained ({done['epochs']} epochs); generator (epoch {wanted}) at {run.export_dir}")
+        return done
+    gan = build_gan(run.spec.kind, config, _gan_alpha(run.spec), majority_label=meta["majority_label"])
+    if run.restore_latest(gan) != meta["epochs"]:
+        raise KerasCXRError(f"{run.name} is marked done but its final checkpoint is missing from "
+                            f"{run.checkpoint_dir}; delete {run.done_path} to retrain")
+    done = {**done, **_export_chosen(run, gan, meta, rule)}
+    run.mark_done(done)
+    print(f"{run.name}: generator of epoch {done['export_epoch']} ({rule}) exported to {run.export_dir}")
     return done
+
+
+def _export_chosen(run: RunFolder, gan: GAN, meta: dict, rule: str) -> dict:
+    """Exports the generator `rule` picks ("last": G as it is; "best": the tracked best); returns
+    what done.json records about it."""
+    epoch = run.load_best(gan) if rule == "best" else meta["epochs"]
+    if not epoch:
+        raise KerasCXRError(f"{run.name}: `gan.export: best` but no epoch was evaluated ({run.best_dir} is empty)")
+    export_generator(gan.generator, run.export_dir, {**meta, "export": rule, "export_epoch": epoch})
+    return {"export": rule, "export_epoch": epoch}
 
 
 def _gan_alpha(spec: GeneratorSpec) -> float:
     return spec.alpha if spec.conditional else 0.5  # a DCGAN draws no labels; GAN wants a float
 
 
-def _fit(run: RunFolder, config: Config, train, meta: dict, verbose, strategy, max_epochs) -> dict:
+def _fit(run: RunFolder, config: Config, train, meta: dict, verbose, strategy, max_epochs, probe) -> dict:
     """Trains from the latest checkpoint to the last epoch (or `max_epochs`), then exports."""
     g = config.gan
     epochs = meta["epochs"]
     steps = len(train) // g.batch_size
     images, labels = load_images(train, config.image_size)
     with (strategy or default_strategy()).scope():
-        gan = build_gan(run.spec.kind, config, _gan_alpha(run.spec))
+        gan = build_gan(run.spec.kind, config, _gan_alpha(run.spec), majority_label=meta["majority_label"])
     start = run.restore_latest(gan)
     if start:
         print(f"{run.name}: resuming after epoch {start} of {epochs}")
     run.truncate_log(start)
+    run.drop_best_after(start)
     stop = min(epochs, max_epochs) if max_epochs else epochs
     t0 = time.perf_counter()
     guard = DivergenceGuard(g.max_loss)
     fixed = np.random.default_rng(g.seed).standard_normal((g.sample_grid, g.latent_dim)).astype("float32")
-    epoch_end = EpochEnd(run, guard, fixed, run.spec.conditional, g.pixel_range, g.keep_checkpoints, steps * g.batch_size)
+    epoch_end = EpochEnd(run, guard, fixed, run.spec.conditional, g.pixel_range, g.keep_checkpoints, steps * g.batch_size,
+                         probe if g.eval_every else None, g.eval_every, epochs, g.min_label_fidelity)
     if start < stop:
         ds = real_batches(images, labels, g.batch_size // 2, start * steps, stop * steps, g.seed, g.pixel_range)
         callbacks = [guard, epoch_end, keras.callbacks.TensorBoard(log_dir=str(run.tensorboard_dir), write_graph=False)]
@@ -262,10 +313,17 @@ def _fit(run: RunFolder, config: Config, train, meta: dict, verbose, strategy, m
         result["epochs_total"] = epochs
         return result  # interrupted on purpose (max_epochs): resumable, not done
     rows = run.log_rows()
-    result["last_epoch"] = {k: (int(v) if k == "epoch" else float(v)) for k, v in rows[-1].items()} if rows else {}
-    export_generator(gan.generator, run.export_dir, meta)
+    result["last_epoch"] = _numbers(rows[-1], LOG_FIELDS) if rows else {}
+    best = best_row(rows, run.spec.conditional, g.min_label_fidelity)
+    if best is not None:
+        result["best"] = _numbers(best, ("epoch",) + EVAL_FIELDS)
+    result.update(_export_chosen(run, gan, meta, g.export))
     run.mark_done(result)
     return result
+
+
+def _numbers(row: dict, fields) -> dict:
+    return {k: (int(row[k]) if k == "epoch" else float(row[k])) for k in fields if row.get(k) not in (None, "")}
 
 
 def _raise_diverged(run: RunFolder, guard: DivergenceGuard):
@@ -280,9 +338,15 @@ def _raise_diverged(run: RunFolder, guard: DivergenceGuard):
 
 def _export_meta(run_config: dict, name: str, epochs: int, max_images: int) -> dict:
     p = run_config["preset"]
-    return {"name": name, "kind": run_config["kind"], "alpha": run_config["alpha"],
+    minority = int(np.argmin(run_config["train_counts"]))
+    meta = {"name": name, "kind": run_config["kind"], "alpha": run_config["alpha"],
             "generated_label": run_config["generated_label"], "class_names": run_config["class_names"],
-            "minority_label": int(np.argmin(run_config["train_counts"])),  # `generate`'s default label
+            "minority_label": minority,  # `generate`'s default label
+            "majority_label": 1 - minority,
             "image_size": p["image_size"], "latent_dim": p["gan"]["latent_dim"],
             "pixel_range": p["gan"]["pixel_range"], "preset": p["name"], "epochs": epochs,
-            "max_images": max_images}
+            "max_images": max_images, "diffaugment": p["gan"].get("diffaugment", "none")}
+    if run_config["kind"] == "cdcgan":
+        meta["alpha_meaning"] = (f"share of generated labels from the train split's majority class "
+                                 f"(label {1 - minority}, {run_config['class_names'][1 - minority]})")
+    return meta

@@ -1,0 +1,100 @@
+"""The project's one feature space for generated-image quality.
+
+Why not Inception FID: Inception-v3 weights cannot be downloaded where keras_cxr runs, and an
+ImageNet network's features describe natural photographs, not the textures that separate a
+normal from a pneumonic chest X-ray. The extractor is instead a ResNet18 trained with the
+baseline recipe (the preset's classifier settings, no rebalancing) on the real train images of
+one manifest; its penultimate features (512-d) are the space for the Frechet distance and KID,
+and its class output judges a cDCGAN's label fidelity. Numbers are comparable within keras_cxr
+for one manifest and preset, not with published FID/KID values.
+
+Made once per (manifest, recipe, seed) and cached under `<out>/extractor/<key>/`: training-time
+tracking (`gan.eval_every`) and the report read the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_cxr.config import Config
+from keras_cxr.io_utils import run_lock, write_json
+
+# Classifier settings that do not change one baseline network's training.
+_NOT_IN_RECIPE = ("seeds", "methods", "bootstrap", "smote_k_neighbors")
+
+
+def recipe(config: Config) -> dict:
+    """What decides an extractor's weights, besides its manifest and seed."""
+    classifier = {k: v for k, v in config.to_dict()["classifier"].items() if k not in _NOT_IN_RECIPE}
+    return {"image_size": config.image_size, "kernels": config.kernels, "classifier": classifier}
+
+
+def extractor_dir(out_dir, manifest, config: Config) -> Path:
+    """`<out>/extractor/<key>`: key = sha256 of the manifest's bytes and the recipe (12 hex digits)."""
+    h = hashlib.sha256(Path(manifest).read_bytes())
+    h.update(json.dumps(recipe(config), sort_keys=True).encode())
+    return Path(out_dir) / "extractor" / h.hexdigest()[:12]
+
+
+@dataclass
+class Extractor:
+    """A trained baseline network as (features, class probabilities) of images in [0, 1]."""
+
+    model: object  # keras.Model: image -> [features, probabilities]
+    seed: int
+    record: dict
+
+    def __call__(self, images: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        feats, probs = [], []
+        for s in range(0, len(images), batch_size):
+            f, p = self.model(np.asarray(images[s:s + batch_size], np.float32), training=False)
+            feats.append(np.asarray(f, np.float64))
+            probs.append(np.asarray(p, np.float64))
+        return np.concatenate(feats), np.concatenate(probs)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        return self(images)[0]
+
+
+def ensure_extractor(config: Config, out_dir, manifest, seed: int = 0, log=print) -> Extractor:
+    """The cached extractor of this manifest, recipe and seed; trained first if missing."""
+    folder = extractor_dir(out_dir, manifest, config)
+    record_path = folder / f"seed{seed}.json"
+    if not record_path.exists():
+        with run_lock(folder, what=f"feature extractor seed {seed}"):
+            if not record_path.exists():  # another process may have made it while we waited
+                _train(config, folder, manifest, seed, log)
+    return load_extractor(record_path)
+
+
+def _train(config: Config, folder: Path, manifest, seed: int, log) -> None:
+    from keras_cxr.classify.datasets import Splits
+    from keras_cxr.classify.train import train_classifier
+
+    log(f"feature extractor: training ResNet18 seed {seed} on the real train images of {manifest} "
+        f"(baseline recipe; cached in {folder})")
+    splits = Splits.load(manifest, config.image_size)
+    result = train_classifier("baseline", seed, config, splits, folder)
+    record = {"seed": seed, "manifest": str(manifest), "recipe": recipe(config), "weights": result["weights"],
+              "backbone": config.classifier.backbone, "best_epoch": result["best_epoch"],
+              "best_val_accuracy": result["best_val_accuracy"], "test_metrics": result["metrics"],
+              "train_s": result["timings_s"]["total"]}
+    write_json(folder / f"seed{seed}.json", record)  # written last: its presence means "ready"
+
+
+def load_extractor(record_path) -> Extractor:
+    import keras
+
+    from keras_cxr.classify.backbones import build_classifier
+
+    record = json.loads(Path(record_path).read_text())
+    r = record["recipe"]
+    net = build_classifier(image_size=r["image_size"], backbone_name=record["backbone"])
+    net.model.load_weights(Path(record_path).parent / "weights" / f"baseline__seed{record['seed']}.weights.h5")
+    model = keras.Model(net.model.input, [net.model.get_layer(net.feature_layer).output, net.model.output])
+    return Extractor(model, int(record["seed"]), record)

@@ -1,0 +1,58 @@
+"""Exported generators measured against real images: the report's quality numbers.
+
+For each feature extractor (one per seed, `keras_cxr.evaluate.extractor`): the Frechet distance of
+the real minority train images to the real minority test images (the real-vs-real scale) and to
+each generator's minority images (a fresh sample per extractor), so the spread over seeds covers
+both the feature space and the sample. With the first extractor also: KID, precision / recall /
+density / coverage, and the label fidelity of every label a generator makes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_cxr.evaluate.quality import frechet_distance, image_set_quality, prdc
+from keras_cxr.gan.export import generate_images
+
+REAL = "real train vs real test"
+
+
+def measure_generators(generators: dict, extractors: list, x_train, y_train, x_test, y_test, n_generated: int) -> tuple[dict, dict]:
+    """Quality of each generator in `generators` (name -> (SavedModel path, conditional)).
+
+    Images are float [N, H, W, 1] in [0, 1]. Returns (quality, generated minority images of the
+    first extractor's sample per generator, for the memorisation check). quality[name] has
+    `frechet_per_seed` and `ratio_per_seed` (over the real-vs-real distance of the same
+    extractor), `kid`, `kid_sd`, PRDC and `fidelity` ({label: share}); quality[REAL] the same
+    for the real test images.
+    """
+    minority = int(np.argmin(np.bincount(y_train, minlength=2)))
+    real_train, real_test = x_train[y_train == minority], x_test[y_test == minority]
+    quality = {name: {"frechet_per_seed": [], "ratio_per_seed": []} for name in [REAL, *generators]}
+    samples = {}
+    for i, extractor in enumerate(extractors):
+        f_train = extractor.features(real_train)
+        f_test = extractor.features(real_test)
+        scale = frechet_distance(f_train, f_test)
+        quality[REAL]["frechet_per_seed"].append(scale)
+        quality[REAL]["ratio_per_seed"].append(1.0)
+        if i == 0:
+            q = image_set_quality(f_train, f_test)
+            quality[REAL].update({"kid": q["kid"], "kid_sd": q["kid_sd"], **prdc(f_train, f_test)})
+        for name, (path, conditional) in generators.items():
+            images = generate_images(path, n_generated, minority, seed=1 if i == 0 else 1 + 1000 * extractor.seed)
+            feats, probs = extractor(images)
+            q = image_set_quality(f_train, feats, probs, minority)
+            quality[name]["frechet_per_seed"].append(q["frechet"])
+            quality[name]["ratio_per_seed"].append(q["frechet"] / scale)
+            if i == 0:
+                samples[name] = images
+                quality[name].update({"kid": q["kid"], "kid_sd": q["kid_sd"], **prdc(f_train, feats),
+                                      "fidelity": {minority: q["fidelity"]}})
+                if conditional:
+                    other = 1 - minority
+                    _, probs = extractor(generate_images(path, n_generated, other, seed=2))
+                    quality[name]["fidelity"][other] = float((probs.argmax(1) == other).mean())
+    for q in quality.values():
+        q["extractor_seeds"] = [e.seed for e in extractors]
+    return quality, samples

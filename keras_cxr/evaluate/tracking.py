@@ -1,0 +1,78 @@
+"""Generator quality measured during GAN training (`gan.eval_every`).
+
+`quality_probe` builds, once per run, what every evaluation reuses: the run's feature extractor,
+the features of the real train images of each class the generator imitates, and fixed latents.
+`train_gan` calls the probe with its generator every `eval_every` epochs and logs the row (the
+columns of `keras_cxr.gan.run_folder.EVAL_FIELDS`); the GAN layer never imports this module
+(the probe is handed in).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_cxr.config import Config
+from keras_cxr.evaluate.extractor import Extractor, ensure_extractor
+from keras_cxr.evaluate.quality import image_set_quality
+from keras_cxr.methods import GeneratorSpec
+
+class QualityProbe:
+    """Frechet distance, KID and label fidelity of a generator's images from fixed latents.
+
+    Args:
+        extractor: Extractor. The run's feature space.
+        real: dict label -> real train images [N, H, W, 1] in [0, 1] of that class.
+        conditional: bool. Feed labels to the generator (cDCGAN).
+        latent_dim: int.
+        n_images: int. Generated images per label per evaluation.
+        pixel_range: str. The generator's output range ("0_1" or "-1_1").
+        seed: int. Seed of the fixed latents.
+    """
+
+    def __init__(self, extractor: Extractor, real: dict, conditional: bool, latent_dim: int, n_images: int,
+                 pixel_range: str, seed: int = 0):
+        self.extractor, self.conditional, self.pixel_range = extractor, conditional, pixel_range
+        self.labels = sorted(real)
+        self.real_features = {label: extractor.features(images) for label, images in real.items()}
+        self.latents = np.random.default_rng([seed, 77]).standard_normal((n_images, latent_dim)).astype(np.float32)
+
+    def generate(self, generator, label: int, batch_size: int = 128) -> np.ndarray:
+        from keras_cxr.gan.export import images_from_generator_output
+
+        out = []
+        for s in range(0, len(self.latents), batch_size):
+            z = self.latents[s:s + batch_size]
+            inputs = [z, np.full(len(z), label, np.int32)] if self.conditional else z
+            out.append(np.asarray(images_from_generator_output(generator(inputs, training=False), self.pixel_range)))
+        return np.concatenate(out)
+
+    def __call__(self, generator) -> dict:
+        """One log row: per label fd/kid/fidelity, and fd, kid as their means over the labels."""
+        row = {}
+        for label in self.labels:
+            feats, probs = self.extractor(self.generate(generator, label))
+            q = image_set_quality(self.real_features[label], feats, probs, label)
+            row.update({f"fd_label{label}": q["frechet"], f"kid_label{label}": q["kid"],
+                        f"fidelity_label{label}": q["fidelity"]})
+        row["fd"] = float(np.mean([row[f"fd_label{label}"] for label in self.labels]))
+        row["kid"] = float(np.mean([row[f"kid_label{label}"] for label in self.labels]))
+        return row
+
+
+def quality_probe(config: Config, out_dir, manifest, spec: GeneratorSpec, log=print) -> QualityProbe | None:
+    """The probe of one run, or None when the preset does not track quality (`gan.eval_every: 0`).
+
+    A DCGAN is measured against the real images of the class it learns (the minority); a cDCGAN
+    per label against the real images of each class."""
+    if config.gan.eval_every == 0:
+        return None
+    from keras_cxr.classify.datasets import Splits
+
+    extractor = ensure_extractor(config, out_dir, manifest, seed=0, log=log)
+    images, labels = Splits.load(manifest, config.image_size).train
+    x = images[..., None].astype(np.float32) / 255.0
+    minority = int(np.argmin(np.bincount(labels, minlength=2)))
+    classes = (0, 1) if spec.conditional else (minority,)
+    real = {c: x[labels == c] for c in classes}
+    return QualityProbe(extractor, real, spec.conditional, config.gan.latent_dim, config.gan.eval_images,
+                        config.gan.pixel_range, seed=config.gan.seed)
