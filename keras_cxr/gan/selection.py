@@ -1,10 +1,11 @@
 """Which tracked epoch is the best generator (`gan.export: best`).
 
-A DCGAN's best epoch has the lowest Frechet distance to the real minority images. A cDCGAN's must
-also mean what its labels say: among the epochs whose label fidelity (the extractor's accuracy on
-generated images of each label) is at least `gan.min_label_fidelity` for both labels, the lowest
-Frechet distance (mean over the two labels); while no epoch reaches that fidelity, the one with the
-highest fidelity of its worse label. Ties keep the earlier epoch.
+The score is the log's `fd`: the Frechet distance of the generator's minority-class images (the
+ones a rebalanced train set gets) to the real minority train images. A DCGAN's best epoch has the
+lowest. A cDCGAN's must also make labels that mean what they say: among the epochs whose label
+fidelity (the extractor's accuracy on generated images of each label) is at least
+`gan.min_label_fidelity` for both labels, the lowest `fd`; while no epoch reaches that fidelity,
+the one with the highest fidelity of its worse label. Ties keep the earlier epoch.
 """
 
 from __future__ import annotations
