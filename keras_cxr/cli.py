@@ -400,6 +400,8 @@ def _start_tensorflow(verbose: bool, threads: int | None = None) -> None:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         gpus = tf.config.list_logical_devices("GPU")  # CUDA's probe prints here
+    if quiet:  # TensorFlow's Python-side notices too (e.g. "triggered tf.function retracing" when a
+        tf.get_logger().setLevel("ERROR")  # report trains several feature extractors in one process)
     where = f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}" if gpus else f"CPU ({os.cpu_count()} cores, no GPU visible)"
     print(f"device: {where}; TensorFlow {tf.__version__}", flush=True)
 
