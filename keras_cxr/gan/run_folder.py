@@ -107,6 +107,11 @@ def run_identity(run_config: dict) -> dict:
     return identity
 
 
+def _epoch_of(path: Path) -> int:
+    """epoch-0042.npz -> 42."""
+    return int(path.stem.split("-")[1])
+
+
 class RunFolder:
     """Paths and on-disk state of one GAN run (`<out>/<name>/` and `<out>/models/<name>/1/`)."""
 
@@ -184,19 +189,18 @@ class RunFolder:
 
     def prune_best(self, last_epoch: int) -> None:
         """Keeps the newest best file up to `last_epoch` (the last checkpoint's) and any after it."""
-        files = self.best_files()
-        upto = [f for f in files if int(f.stem.split("-")[1]) <= last_epoch]
+        upto = [f for f in self.best_files() if _epoch_of(f) <= last_epoch]
         for old in upto[:-1]:
             old.unlink()
 
     def drop_best_after(self, last_epoch: int) -> None:
         for f in self.best_files():
-            if int(f.stem.split("-")[1]) > last_epoch:
+            if _epoch_of(f) > last_epoch:
                 f.unlink()
 
     def best_epoch(self) -> int:
         files = self.best_files()
-        return int(files[-1].stem.split("-")[1]) if files else 0
+        return _epoch_of(files[-1]) if files else 0
 
     def load_best(self, gan) -> int:
         """Loads G from the newest best file; returns its epoch (0: none)."""
