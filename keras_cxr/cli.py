@@ -64,12 +64,11 @@ def cmd_data_summary(args) -> dict:
 
 
 def cmd_data_prepare(args) -> dict:
-    from keras_cxr.config import DataConfig
     from keras_cxr.data import default_data_path, imbalanced_from_path, write_manifest
     from keras_cxr.io_utils import write_json
 
     path = default_data_path(args.path)
-    data_config = DataConfig(args.minority_class, args.minority_fraction, args.val_per_class, args.seed)
+    data_config = _config(args).data  # the preset's data section, then the options
     records, _, info, scan = imbalanced_from_path(path, data_config, args.class_names, args.extra_normal,
                                                   args.skip_corrupt)
     out = Path(args.out)
@@ -83,9 +82,12 @@ def cmd_data_prepare(args) -> dict:
     write_manifest(out / "manifest.csv", records, scan.class_names)
     write_json(out / "summary.json", summary)
     n0, n1 = scan.class_names
-    b = info["before_val_carve"]
-    print(f"imbalanced train before the validation carve: {b[n0]:,} {n0} / {b[n1]:,} {n1} "
-          f"(deleted {info['deleted'][args.minority_class]:,} {args.minority_class})")
+    b, minority = info["before_val_carve"], info["minority_class"]
+    how = ("natural balance, nothing deleted" if info["natural"]
+           else f"deleted {info['deleted'][minority]:,} {minority}")
+    val = "the dataset's own val split" if info["keep_val"] else f"{info['val_per_class']} per class carved from train"
+    print(f"preset {args.preset}: train before the validation carve {b[n0]:,} {n0} / {b[n1]:,} {n1} ({how}); "
+          f"validation: {val}")
     for split in ("train", "val", "test"):
         print(f"  {split:<5} {info[split][n0]:>6,} {n0} {info[split][n1]:>6,} {n1}")
     if scan.skipped:
@@ -110,7 +112,7 @@ def cmd_train_gan(args) -> dict:
 
     if args.seed is not None:
         args.set = list(args.set or []) + [f"gan.seed={args.seed}"]
-    config = _classifier_config(args)
+    config = _config(args)
     spec = GeneratorSpec(args.model, args.alpha)
     manifest, probe = args.manifest, None
     if config.gan.eval_every and RunFolder(args.out, spec).done() is None:
@@ -164,10 +166,31 @@ def _split_weights(args) -> None:
         raise KerasCXRError(f"--weights takes `scratch` or `imagenet-file PATH`. Received: {' '.join(w)}")
 
 
-def _classifier_config(args):
+# The manifest options every manifest-building command takes, as the `data.*` keys they set.
+DATA_OPTIONS = {"minority_class": "--minority-class", "minority_fraction": "--minority-fraction",
+                "val_per_class": "--val-per-class", "keep_val": "--keep-val", "natural": "--natural"}
+
+
+def _data_overrides(args) -> list[str]:
+    """The data options given on the line, as `--set data.*` items (after the user's own --set)."""
+    given = {key: value for key in DATA_OPTIONS
+             if (value := getattr(args, key, None)) is not None and value is not False}  # 0 is a value
+    if given and getattr(args, "manifest", None):
+        raise KerasCXRError(f"manifest options ({', '.join(DATA_OPTIONS[k] for k in given)}) apply when a manifest "
+                            f"is built from --data; --manifest {args.manifest} is one already built. Received both")
+    for flag, clash in (("natural", "minority_fraction"), ("keep_val", "val_per_class")):
+        if flag in given and clash in given:
+            raise KerasCXRError(f"{DATA_OPTIONS[clash]} does not apply with {DATA_OPTIONS[flag]}. "
+                                f"Received: {DATA_OPTIONS[clash]} {given[clash]}")
+    if getattr(args, "data_seed", None) is not None:
+        given["seed"] = args.data_seed
+    return [f"data.{key}={json.dumps(value)}" for key, value in given.items()]
+
+
+def _config(args):
     from keras_cxr.config import load_preset
 
-    overrides = list(args.set or [])
+    overrides = list(args.set or []) + _data_overrides(args)
     if getattr(args, "seeds", None):
         overrides.append(f"classifier.seeds=[{', '.join(map(str, args.seeds))}]")
     if getattr(args, "methods", None):
@@ -184,7 +207,7 @@ def cmd_train_classifier(args) -> dict:
     from keras_cxr.methods import get_method
 
     _split_weights(args)
-    config = _classifier_config(args)
+    config = _config(args)
     get_method(args.method, config.gan.alphas)  # an unknown name fails before any data is read
     out = Path(args.out)
     manifest = prepare_manifest(config, out, args.data, args.manifest)
@@ -200,7 +223,7 @@ def cmd_evaluate_all(args) -> dict:
     from keras_cxr.evaluate.matrix import evaluate_all
 
     _split_weights(args)
-    config = _classifier_config(args)
+    config = _config(args)
     return evaluate_all(config, args.out, args.data, args.manifest, args.shard, _weights_file(args),
                         args.only_generators, verbose=0 if args.quiet else 1)
 
@@ -233,14 +256,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run_options(p: argparse.ArgumentParser, out_help: str | None = None) -> None:
-    """What every training command shares: the preset, its overrides, the data, --out, --quiet."""
-    p.add_argument("--preset", default="quick", help="paper, quick, tiny or a YAML path (default quick)")
+    """What every training command shares: the preset, its overrides, the data and how its manifest
+    is built, --out, --quiet."""
+    _add_preset(p)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", help="dataset folder or .npz (default: the bundled sample)")
     src.add_argument("--manifest", help="manifest.csv from `data prepare`")
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset value, e.g. gan.batch_size=64")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_options(p)
+
+
+def _add_preset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="quick", help="paper, quick, tiny or a YAML path (default quick)")
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """How a manifest is built from --data: the same options, defaults from the preset's `data:`."""
+    g = p.add_argument_group("manifest options (default: the preset's data section; shorthand for --set data.*)")
+    g.add_argument("--minority-class", help="class whose train images are deleted (default PNEUMONIA)")
+    g.add_argument("--minority-fraction", type=float, help="minority share of train, in (0, 0.5] (default 0.25)")
+    g.add_argument("--val-per-class", type=int,
+                   help="balanced validation images per class carved from train (default: 10%% of the minority count)")
+    g.add_argument("--keep-val", action="store_true",
+                   help="keep the dataset's own val split as validation instead of merging it into train and carving one")
+    g.add_argument("--natural", action="store_true",
+                   help="keep the class balance as it is, deleting nothing (with --keep-val: the split as published)")
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
@@ -258,11 +300,10 @@ def _add_data_commands(sub) -> None:
 
     p = data_sub.add_parser("prepare", help="write the imbalanced train / balanced val / test manifest")
     _add_data_source(p, positional=True)
-    p.add_argument("--minority-class", default="PNEUMONIA", help="class whose images are deleted (default PNEUMONIA)")
-    p.add_argument("--minority-fraction", type=float, default=0.25, help="minority share of train, in (0, 0.5] (default 0.25)")
-    p.add_argument("--val-per-class", type=int, default=None,
-                   help="balanced validation images per class (default: 10%% of the minority count)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_preset(p)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset value, e.g. data.seed=1")
+    _add_data_options(p)
+    p.add_argument("--seed", type=int, dest="data_seed", help="seed of the deletion and the carve (data.seed; default 0)")
     p.add_argument("--out", required=True, help="output folder for manifest.csv and summary.json")
     p.set_defaults(func=cmd_data_prepare)
 
@@ -311,7 +352,8 @@ def _add_classifier_commands(sub) -> None:
     p = sub.add_parser("evaluate-all", help="the whole (method, seed) matrix and results.md")
     p.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
     p.add_argument("--methods", nargs="+", help=f"a subset of: {methods}")
-    p.add_argument("--shard", help="K/N: run only cells k with k %% N == K (K = 0..N-1)")
+    p.add_argument("--shard", help="K/N: run only cells k with k %% N == K (K = 0..N-1); auto: K and N from a SLURM "
+                                   "job array or a Kubernetes Indexed Job (+ KERAS_CXR_SHARD_COUNT)")
     p.add_argument("--only-generators", action="store_true", help="train the missing generators, then stop")
     _add_run_options(p)
     _add_export(p)

@@ -36,12 +36,19 @@ class DataConfig:
         val_per_class: int or None. Balanced validation images per class carved from train;
             None means 10% of the minority count (at least 1). Defaults to None.
         seed: int. Seed of the random deletion and the validation carve. Defaults to 0.
+        keep_val: bool. Keep the dataset's own val split as validation (no merge into train, no
+            carve; `val_per_class` is not used). Defaults to False (paper: carve from train).
+        natural: bool. Keep the class balance as it is, deleting nothing; the minority is the
+            smaller train class and `minority_class` / `minority_fraction` are not used. With
+            `keep_val`, a dataset's published split trains as published. Defaults to False.
     """
 
     minority_class: str = "PNEUMONIA"
     minority_fraction: float = 0.25
     val_per_class: int | None = None
     seed: int = 0
+    keep_val: bool = False
+    natural: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,7 +171,8 @@ class Config:
 
     Args:
         name: str. Preset name, recorded in every run directory.
-        image_size: int. Square image side for GANs and classifier. Defaults to 128 (paper).
+        image_size: int. Square image side for GANs and classifier: any integer >= 28 for the
+            classifier, a power of two for the GANs. Defaults to 128 (paper).
         kernels: str. CPU speed paths: "auto", "stock" or "conv_grad" (`keras_cxr.kernels`).
             Same functions either way; only speed and float round-off differ. Defaults to "auto".
         data: DataConfig.
@@ -255,8 +263,8 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
 def validate(config: Config) -> None:
     """Checks value ranges, naming the parameter and the value received."""
     size = config.image_size
-    if size < 16 or size & (size - 1):
-        raise KerasCXRError(f"`image_size` must be a power of two >= 16. Received: image_size={size}")
+    if size < 28:  # MedMNIST's side; GANs also need a power of two (keras_cxr.gan.generator)
+        raise KerasCXRError(f"`image_size` must be >= 28. Received: image_size={size}")
     f = config.data.minority_fraction
     if not 0 < f <= 0.5:
         raise KerasCXRError(

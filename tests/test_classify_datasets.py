@@ -8,7 +8,7 @@ import pytest
 from keras_cxr.classify.datasets import Splits, train_dataset
 from keras_cxr.resample import GeneratedSource, ResampledSet
 
-SIZE = 16
+SIZE = 32
 
 
 def _splits(n0=12, n1=4):
@@ -65,7 +65,7 @@ def test_generated_images_stream_in_with_their_label_and_weight(tmp_path):
     assert not np.array_equal(epochs[0][1], epochs[1][1])
 
 
-@pytest.mark.parametrize("bad_size", [32])
+@pytest.mark.parametrize("bad_size", [64])
 def test_generator_of_another_size_is_refused(tmp_path, bad_size):
     from keras_cxr.config import load_preset
     from keras_cxr.errors import KerasCXRError

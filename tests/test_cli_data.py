@@ -95,3 +95,53 @@ def test_bad_thread_cap_is_a_clear_error(monkeypatch, capsys, value):
     monkeypatch.setenv("KERAS_CXR_THREADS", value)
     assert main(["data", "summary"]) == 2
     assert f"KERAS_CXR_THREADS must be a positive integer. Received: {value!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [
+    ["data", "prepare"],
+    ["train-gan", "--model", "dcgan"],
+    ["train-classifier", "--method", "baseline"],
+    ["evaluate-all"],
+])
+def test_every_manifest_building_command_takes_the_data_options(command):
+    from keras_cxr.cli import _config, build_parser
+
+    args = build_parser().parse_args([*command, "--preset", "tiny", "--out", "x", "--minority-class", "NORMAL",
+                                      "--minority-fraction", "0.1", "--keep-val"])
+    data = _config(args).data
+    assert (data.minority_class, data.minority_fraction, data.keep_val, data.natural, data.val_per_class) == \
+        ("NORMAL", 0.1, True, False, 4)  # the rest from the tiny preset
+    args = build_parser().parse_args([*command, "--out", "x", "--natural", "--val-per-class", "9"])
+    data = _config(args).data
+    assert (data.natural, data.val_per_class, data.minority_fraction) == (True, 9, 0.25)
+
+
+def test_data_prepare_and_the_training_commands_build_the_same_manifest(tmp_path):
+    from keras_cxr.config import load_preset
+    from keras_cxr.evaluate.matrix import prepare_manifest
+
+    for preset in ("tiny", "quick"):
+        assert main(["data", "prepare", "--preset", preset, "--out", str(tmp_path / preset)]) == 0
+        built = prepare_manifest(load_preset(preset), tmp_path / f"{preset}-matrix")
+        assert built.read_bytes() == (tmp_path / preset / "manifest.csv").read_bytes(), preset
+    assert (tmp_path / "tiny" / "manifest.csv").read_bytes() != (tmp_path / "quick" / "manifest.csv").read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--natural", "--minority-fraction", "0.1"], "--minority-fraction does not apply with --natural. Received: --minority-fraction 0.1"),
+    (["--keep-val", "--val-per-class", "3"], "--val-per-class does not apply with --keep-val. Received: --val-per-class 3"),
+    (["--keep-val"], "has no val split to keep"),
+])
+def test_data_option_conflicts_are_one_line(tmp_path, capsys, args, message):
+    assert main(["data", "prepare", "--out", str(tmp_path / "p"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_data_option_beside_a_built_manifest_is_refused(tiny_data, tmp_path, capsys):
+    assert main(["train-classifier", "--method", "baseline", "--preset", "tiny", "--manifest", str(tiny_data),
+                 "--minority-fraction", "0.1", "--out", str(tmp_path / "o")]) == 2
+    assert "manifest options (--minority-fraction) apply when a manifest is built from --data; --manifest" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -26,7 +26,7 @@ def test_overrides():
     ("gan.batchsize=4", r"unknown key `batchsize`"),
     ("gan.batch_size=3", r"`batch_size` must be an even number >= 2. Received: batch_size=3"),
     ("gan.batch_size=abc", r"`batch_size` in .* must be int"),
-    ("image_size=100", r"`image_size` must be a power of two >= 16. Received: image_size=100"),
+    ("image_size=20", r"`image_size` must be >= 28. Received: image_size=20"),
     ("gan.discriminator=resnet", r"`discriminator` must be 'paper' or 'balde'"),
     ("gan.alphas=[1.5]", r"`alpha` must be in \[0, 1\]. Received: alpha=1.5"),
     ("data.minority_fraction=0.9", r"`minority_fraction` must be in \(0, 0.5\]"),

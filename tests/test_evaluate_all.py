@@ -82,6 +82,32 @@ def test_evaluate_all_bad_arguments(tmp_path, capsys):
     assert "`--shard` must be K/N" in capsys.readouterr().err
 
 
+def test_the_classifier_takes_medmnist_size(tiny_data, tmp_path, capsys):
+    # 28x28 (not a power of two): the classifier trains and tests; only the GANs need 2^k.
+    assert main(["train-classifier", "--method", "smote", "--preset", "tiny", "--set", "image_size=28",
+                 "--manifest", str(tiny_data), "--out", str(tmp_path), "--quiet"]) == 0
+    cell = json.loads((tmp_path / "cells" / "smote__seed0.json").read_text())
+    assert sum(map(sum, cell["metrics"]["confusion_matrix"])) == 100 and len(cell["test_scores"]) == 100
+
+
+def test_shard_auto_reads_the_cluster_variables():
+    from keras_cxr.errors import KerasCXRError
+    from keras_cxr.evaluate.matrix import parse_shard
+
+    assert parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "8"}) == (7, 8)
+    slurm = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1",
+             "SLURM_ARRAY_TASK_STEP": "2"}  # --array=1-5:2
+    assert parse_shard("auto", slurm) == (2, 3)
+    assert parse_shard("auto", {"JOB_COMPLETION_INDEX": "0", "KERAS_CXR_SHARD_COUNT": "4"}) == (0, 4)
+    for env, message in (({"JOB_COMPLETION_INDEX": "0"}, "KERAS_CXR_SHARD_COUNT is not"),
+                         ({"SLURM_ARRAY_TASK_ID": "3"}, "SLURM_ARRAY_TASK_COUNT is not"),
+                         ({"JOB_COMPLETION_INDEX": "4", "KERAS_CXR_SHARD_COUNT": "4"}, "Received: K=4, N=4"),
+                         ({"JOB_COMPLETION_INDEX": "x", "KERAS_CXR_SHARD_COUNT": "4"}, "JOB_COMPLETION_INDEX must be an integer"),
+                         ({}, "none is set")):
+        with pytest.raises(KerasCXRError, match=message):
+            parse_shard("auto", env)
+
+
 def test_reused_session_equals_fresh_model(tmp_path):
     import numpy as np
 
@@ -159,18 +185,39 @@ def _finish(proc):
     return output
 
 
-def _same_start(reference, out):
+def _same_start(reference, out, parts=("data", "cdcgan_a050", "models")):
     """A fresh --out holding the reference run's manifest and trained generator, nothing else."""
     import shutil
 
-    for part in ("data", "cdcgan_a050", "models"):
+    for part in parts:
         shutil.copytree(reference / part, out / part)
     return out
 
 
+def _cluster_shard(out, methods, env):
+    """One shard as a cluster starts it: the SLURM array script, or the Kubernetes Job's command."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env}
+    env.pop("SLURM_CPUS_PER_TASK", None)  # same op-thread count as the reference (see below)
+    extra = [*TRACKED, "--methods", *methods]
+    if "SLURM_ARRAY_TASK_ID" in env:
+        cmd = ["bash", str(REPO / "experiments" / "cluster" / "slurm_array.sh"), *extra]
+        env.update(PYTHON=sys.executable, PRESET="tiny", OUT=str(out))
+    else:
+        cmd = [sys.executable, "-m", "keras_cxr", "evaluate-all", "--preset", "tiny", "--out", str(out),
+               "--shard", "auto", "--quiet", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
 def test_cell_numbers_depend_only_on_data_settings_method_and_seed(tiny_matrix, tmp_path):
     """(a) the whole matrix in one process (the fixture: all 11 methods, default order, generators
-    trained mid-run); (b) `--methods` and `--seeds` reversed; (c) two shard processes at once;
+    trained mid-run); (b) `--methods` and `--seeds` reversed; (c) three shard processes at once,
+    started as a SLURM array and a Kubernetes Indexed Job start them (`_sharded_like_a_cluster`);
     (d) killed with SIGKILL after 2 cells and resumed. Every cell's metrics and per-image test
     scores must be identical."""
     import os
@@ -181,11 +228,7 @@ def test_cell_numbers_depend_only_on_data_settings_method_and_seed(tiny_matrix, 
     subset = ["--methods", *IDENTITY_METHODS]
     b = _same_start(reference, tmp_path / "b")
     _finish(_evaluate_all(b, "--methods", *reversed(IDENTITY_METHODS), "--seeds", "1", "0"))
-    c = _same_start(reference, tmp_path / "c")
-    # Same op-thread count as (a): KERAS_CXR_THREADS changes float summation order, like another CPU.
-    shards = [_evaluate_all(c, *subset, "--shard", f"{k}/2") for k in (0, 1)]
-    for proc in shards:
-        _finish(proc)
+    c = _sharded_like_a_cluster(reference, tmp_path / "c")
     d = _same_start(reference, tmp_path / "d")
     proc = _evaluate_all(d, *subset)
     while len(list((d / "cells").glob("*.json"))) < 2 and proc.poll() is None:
@@ -210,3 +253,43 @@ def test_cell_numbers_depend_only_on_data_settings_method_and_seed(tiny_matrix, 
     assert compared == 3 * 2 * len(IDENTITY_METHODS)
     for run in (b, c, d):
         assert not list(run.rglob(".*.tmp")), run  # the kill's half-written files are gone
+
+
+def _sharded_like_a_cluster(reference, c):
+    """Three `--shard auto` processes on one --out at once: tasks 1 and 2 of a SLURM array
+    `--array=1-3` (through experiments/cluster/slurm_array.sh) and pod 2 of a 3-completion
+    Kubernetes Indexed Job. The cDCGAN's generator is not there yet: two shards need it. Every
+    cell must run exactly once, the generator be trained exactly once, and the summary equal an
+    unsharded run's over the same cells."""
+    from keras_cxr.cli import main
+
+    c = _same_start(reference, c, parts=("data", "extractor"))
+    slurm = {"SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"}
+    envs = [{**slurm, "SLURM_ARRAY_TASK_ID": "1"}, {**slurm, "SLURM_ARRAY_TASK_ID": "2"},
+            {"JOB_COMPLETION_INDEX": "2", "KERAS_CXR_SHARD_COUNT": "3"}]
+    # Same op-thread count as (a): KERAS_CXR_THREADS changes float summation order, like another CPU.
+    outputs = [_finish(proc) for proc in [_cluster_shard(c, IDENTITY_METHODS, env) for env in envs]]
+    for k, output in enumerate(outputs):
+        assert f"cells in this shard ({k}/3)" in output, output[-2000:]
+    ran = [line.split("] ", 1)[1].split(":")[0] for output in outputs for line in output.splitlines()
+           if line.startswith("[") and "] " in line and " seed " in line]
+    cells = [f"{m} seed {s}" for m in IDENTITY_METHODS for s in (0, 1)]
+    assert sorted(ran) == sorted(cells), outputs  # every cell once, in one shard
+    assert sum(output.count("cdcgan_a050: training epochs") for output in outputs) == 1, outputs
+
+    # The unsharded summary of the same cells: the reference run's, written by evaluate-all.
+    unsharded = _same_start(reference, c.parent / "unsharded", parts=("data",))
+    (unsharded / "cells").mkdir()
+    for cell in cells:
+        name = cell.replace(" seed ", "__seed") + ".json"
+        (unsharded / "cells" / name).write_bytes((reference / "cells" / name).read_bytes())
+    assert main(["evaluate-all", "--preset", "tiny", "--out", str(unsharded), "--quiet", *TRACKED,
+                 "--methods", *IDENTITY_METHODS]) == 0
+    assert (c / "results.md").read_text().replace(str(c), "OUT") == \
+        (unsharded / "results.md").read_text().replace(str(unsharded), "OUT")
+
+    def numbers(folder):  # results.csv without its wall-time column
+        return [line.rsplit(",", 1)[0] for line in (folder / "results.csv").read_text().splitlines()]
+
+    assert numbers(c) == numbers(unsharded) and numbers(c)[0].endswith("train_pneumonia")
+    return c

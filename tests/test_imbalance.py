@@ -112,3 +112,61 @@ def test_kermany_duplicate_pair_not_split_by_seed_0(kermany128):
     for group in scan.duplicate_records:
         kept = {splits[f] for f in group if f in splits}  # deleted minority images are absent
         assert not {"train", "val"} <= kept, group
+
+
+def with_val(train=(40, 20), val=(3, 5), test=(5, 7)):
+    out = records(train, test)
+    out += [Record(f"/d/val/{label}/{i:03d}.png", label, "val") for label, n in enumerate(val) for i in range(n)]
+    return out
+
+
+def test_keep_val_and_natural_keep_the_published_split():
+    rs = with_val()
+    out, info = build_manifest(rs, keep_val=True, natural=True)
+    assert sorted((r.file, r.split) for r in out) == sorted((r.file, r.split) for r in rs)
+    assert (counts(out, "train"), counts(out, "val"), counts(out, "test")) == ([40, 20], [3, 5], [5, 7])
+    assert info["minority_class"] == "PNEUMONIA" and info["deleted"] == {"PNEUMONIA": 0} and info["val_per_class"] is None
+
+
+def test_natural_carves_and_finds_the_minority_in_the_data():
+    # NORMAL is the smaller class here (as in PneumoniaMNIST): the configured minority_class is not used.
+    out, info = build_manifest(with_val(train=(10, 50)), natural=True, minority_class="PNEUMONIA")
+    assert info["minority_class"] == "NORMAL" and info["minority_fraction"] is None
+    v = info["val_per_class"]
+    assert v == 1  # 10% of the 13 NORMAL images (10 train + 3 val, merged), rounded
+    assert counts(out, "val") == [v, v] and counts(out, "train") == [13 - v, 55 - v]
+
+
+def test_keep_val_keeps_the_datasets_validation_and_still_deletes():
+    out, info = build_manifest(with_val(), keep_val=True, minority_fraction=0.2)
+    assert counts(out, "val") == [3, 5]  # as given, unbalanced
+    assert counts(out, "train") == [40, 10]  # 10 / 50 = 0.2: deleted from train only
+
+
+def test_keep_val_needs_a_val_split_and_carves_nothing():
+    with pytest.raises(KerasCXRError, match="the dataset has no val split to keep"):
+        build_manifest(records(), keep_val=True)
+    out, info = build_manifest(with_val(), keep_val=True, natural=True, val_per_class=2)  # e.g. a preset's
+    assert counts(out, "val") == [3, 5] and info["val_per_class"] is None
+
+
+def test_the_official_pneumoniamnist_split_trains_as_published(tmp_path):
+    """experiments/pneumoniamnist/rebuild.py rebuilds it from the shared copies; --keep-val --natural
+    then keeps every image in its published split."""
+    import runpy
+
+    import numpy as np
+
+    from keras_cxr.config import DataConfig
+    from keras_cxr.data import imbalanced_from_path
+    from tests.conftest import REPO, SHARED_DATA
+
+    if not (SHARED_DATA / "pneumoniamnist").is_dir():
+        pytest.skip(f"shared PneumoniaMNIST copies not found under {SHARED_DATA}")
+    rebuild = runpy.run_path(str(REPO / "experiments" / "pneumoniamnist" / "rebuild.py"))["rebuild"]
+    np.savez(tmp_path / "official.npz", **rebuild(SHARED_DATA))
+    records, _, info, _ = imbalanced_from_path(tmp_path / "official.npz", DataConfig(keep_val=True, natural=True))
+    assert (info["train"], info["val"], info["test"]) == (
+        {"NORMAL": 1214, "PNEUMONIA": 3494}, {"NORMAL": 135, "PNEUMONIA": 389}, {"NORMAL": 234, "PNEUMONIA": 390})
+    assert all(r.file.endswith(f"#{r.split}/{r.file.rsplit('/', 1)[1]}") for r in records)  # each row in its own split
+    assert info["minority_class"] == "NORMAL"

@@ -62,7 +62,7 @@ def test_wheel_runs_a_tiny_chain_outside_the_checkout(installed):
     (work / "mine.yaml").write_text("name: mine\nimage_size: 32\ngan: {filters: 8, embedding_dim: 8, batch_size: 8, "
                                     "dcgan_epochs: 1, sample_grid: 4}\nclassifier: {batch_size: 16, epochs: 1}\n")
     console = [
-        _run(python, work, "-m", "keras_cxr", "data", "prepare", "--val-per-class", "4", "--out", "data"),
+        _run(python, work, "-m", "keras_cxr", "data", "prepare", "--preset", "tiny", "--out", "data"),
         _run(python, work, "-m", "keras_cxr", "train-gan", "--model", "dcgan", "--preset", "tiny",
              "--manifest", "data/manifest.csv", "--out", "run", "--quiet"),
         _run(python, work, "-m", "keras_cxr", "train-classifier", "--method", "dcgan", "--preset", "mine.yaml",

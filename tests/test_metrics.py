@@ -53,3 +53,29 @@ def test_paired_difference_to_baseline():
     assert over["mean"] == pytest.approx(0.051) and over["ci_excludes_zero"]
     assert not out["methods"]["undersample"]["vs_baseline"]["f1"]["ci_excludes_zero"]
     assert out["missing"] == [f"smote seed {s}" for s in range(4)]
+
+
+def test_paper_columns_only_for_the_papers_setting(tmp_path):
+    from keras_cxr.data import build_manifest, write_manifest
+    from keras_cxr.evaluate.paper import paper_setting_differences
+    from keras_cxr.evaluate.summary import render_markdown
+    from tests.test_imbalance import records, with_val
+
+    def manifest(name, rs, classes=("NORMAL", "PNEUMONIA"), **kwargs):
+        out, _ = build_manifest(rs, classes, minority_class=kwargs.pop("minority_class", classes[1]), **kwargs)
+        write_manifest(tmp_path / name, out, classes)
+        return tmp_path / name
+
+    assert paper_setting_differences(manifest("paper.csv", records(train=(300, 300)))) == []
+    ten = paper_setting_differences(manifest("ten.csv", records(train=(300, 300)), minority_fraction=0.1))
+    assert ten == ["pneumonia is 10% of train + validation (the paper deletes pneumonia images to 25%)"]
+    natural = paper_setting_differences(manifest("natural.csv", with_val(train=(10, 50)), natural=True, keep_val=True))
+    assert natural and "pneumonia is 81%" in natural[0]  # (50 + 5) / (60 + 8)
+    other = paper_setting_differences(manifest("other.csv", records(), classes=("benign", "malignant")))
+    assert other == ["classes benign/malignant (the paper: NORMAL/PNEUMONIA)"]
+
+    summary = summarize([_cell("baseline", s, 0.7 + 0.01 * s) for s in range(3)], ["baseline"], n_boot=200)
+    assert "| paper P |" in render_markdown(summary, "t", "c") and "0.782" in render_markdown(summary, "t", "c")
+    md = render_markdown(summary, "t", "c", ten)
+    assert "paper P" not in md and "0.782" not in md
+    assert "The paper's columns are left out; this run's setting differs from the paper's: pneumonia is 10%" in md

@@ -10,6 +10,8 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import zlib
 
 import numpy as np
@@ -116,14 +118,45 @@ def test_second_writer_is_refused_and_a_dead_holder_is_taken_over(tmp_path, tiny
     assert "took over the stale lock" in capsys.readouterr().err
     assert not (tmp_path / "dcgan" / ".lock").exists()
 
+    # evaluate-all locks per cell: a cell another process holds is waited for (other cells run
+    # meanwhile) and taken over when that process dies.
     out = tmp_path / "matrix"
-    holder = _holder(out, what="evaluate-all")
-    try:
-        assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--methods", "baseline", "--quiet"]) == 2
-        assert f"pid {holder.pid}" in one_error_line(capsys)
-    finally:
-        holder.kill()
-        holder.wait()
+    holder = _holder(out / "cells", name=".baseline__seed0.lock", what="evaluate-all cell baseline__seed0")
+    threading.Timer(3.0, holder.kill).start()
+    assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--methods", "baseline",
+                 "--seeds", "0", "--quiet"]) == 0
+    holder.wait()
+    captured = capsys.readouterr()
+    assert f"waiting: {out / 'cells'} is in use by another evaluate-all cell baseline__seed0 process (pid {holder.pid}" \
+        in captured.out
+    assert "took over the stale lock" in captured.err
+    assert (out / "cells" / "baseline__seed0.json").exists()
+
+
+def test_another_machines_lock_holds_while_its_heartbeat_is_fresh(tmp_path, monkeypatch):
+    from keras_cxr.io_utils import LockBusy, run_lock
+
+    lock = tmp_path / ".lock"
+    lock.write_text(json.dumps({"pid": 1, "host": "node-17.cluster", "started": "5", "what": "evaluate-all cell x"}))
+    monkeypatch.setenv("KERAS_CXR_LOCK_STALE_S", "60")
+    with pytest.raises(LockBusy, match="pid 1 on node-17.cluster"):
+        with run_lock(tmp_path):
+            pass
+    os.utime(lock, (time.time() - 61, time.time() - 61))  # its heartbeat stopped a minute ago
+    with run_lock(tmp_path) as path:
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert not lock.exists()
+
+
+def test_a_waiting_lock_takes_over_when_the_holder_finishes(tmp_path, capsys):
+    from keras_cxr.io_utils import run_lock
+
+    holder = _holder(tmp_path, what="train-gan dcgan")
+    threading.Timer(1.0, holder.kill).start()
+    with run_lock(tmp_path, wait=True) as path:
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    holder.wait()
+    assert f"waiting: {tmp_path} is in use by another train-gan dcgan process (pid {holder.pid}" in capsys.readouterr().out
 
 
 def test_lock_of_a_reused_pid_is_stale(tmp_path):
@@ -193,6 +226,15 @@ def test_bad_inputs_give_one_error_line_and_write_nothing(tmp_path, tiny_data, k
                                    "cannot load the generator SavedModel"),
         "saved_model.pb is a folder": (["generate", "--generator", str(dir_model), "--n", "2"],
                                        "no saved_model.pb file"),
+        "GAN methods at a size that is not a power of two": (
+            ["evaluate-all", "--preset", "tiny", "--set", "image_size=28"],
+            "`image_size` must be a power of two >= 16 for the GANs (the classifier alone takes any size >= 28). "
+            "Received: image_size=28"),
+        "train-gan at 48x48": (gan + ["--set", "image_size=48"], "Received: image_size=48"),
+        "--shard auto outside a cluster": (["evaluate-all", "--preset", "tiny", "--shard", "auto"],
+                                           "--shard auto needs SLURM_ARRAY_TASK_ID"),
+        "--keep-val without a val split": (["evaluate-all", "--preset", "tiny", "--keep-val"],
+                                           "has no val split to keep"),
     }
     seen = {}
     for name, (args, expected) in cases.items():

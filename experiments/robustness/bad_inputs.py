@@ -101,6 +101,15 @@ def main() -> None:
         ("garbage saved_model.pb", ["generate", "--generator", str(w / "garbage" / "1"), "--n", "2", "--out", str(w / "o11")]),
         ("truncated saved_model.pb", ["generate", "--generator", str(w / "truncated" / "1"), "--n", "2", "--out", str(w / "o12")]),
         ("generator folder without saved_model.pb", ["generate", "--generator", str(w), "--n", "2", "--out", str(w / "o13")]),
+        ("GAN methods at 28x28 (not a power of two)", ["evaluate-all", "--preset", "tiny", "--set", "image_size=28",
+                                                       "--out", str(w / "o14")]),
+        ("`--shard auto` outside a cluster", ["evaluate-all", "--preset", "tiny", "--shard", "auto", "--out", str(w / "o15")]),
+        ("`--keep-val` on data without a val split", ["data", "prepare", "--keep-val", "--out", str(w / "o16")]),
+        ("`--natural` with `--minority-fraction`", ["data", "prepare", "--natural", "--minority-fraction", "0.1",
+                                                    "--out", str(w / "o17")]),
+        ("`--minority-fraction` beside `--manifest`", ["train-classifier", "--method", "baseline", "--preset", "tiny",
+                                                       "--manifest", str(good), "--minority-fraction", "0.1",
+                                                       "--out", str(w / "o18")]),
     ]
     notes = []
     if mount_tmpfs(w / "full", "size=24k"):

@@ -62,7 +62,7 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
     models share one graph.
 
     Args:
-        image_size: int. Input side (>= 32). Defaults to 128 (paper).
+        image_size: int. Input side (>= 28). Defaults to 128 (paper).
         num_classes: int. Units of the sigmoid head. Defaults to 2 (paper 4.1).
         name: str. Defaults to "resnet18".
         kernels: keras_cxr.kernels.Kernels. Speed paths (`conv_input_grad`: residual-stage
@@ -73,8 +73,8 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
     Returns:
         keras.Model: `image` [B, H, W, 1] -> `fc` [B, num_classes] sigmoid probabilities.
     """
-    if image_size < 32:
-        raise KerasCXRError(f"`image_size` must be >= 32 for ResNet18. Received: image_size={image_size}")
+    if image_size < 28:  # MedMNIST's 28x28 still leaves layer4 a 1x1 map
+        raise KerasCXRError(f"`image_size` must be >= 28 for ResNet18. Received: image_size={image_size}")
     kernels = kernels or resolve("auto")
     fast_input_grad, fused_bn = kernels.conv_input_grad, kernels.fused_bn
     image = keras.Input((image_size, image_size, 1), name="image")

@@ -1,5 +1,5 @@
 """The paper's imbalanced split (section 3): delete minority images at random, carve a balanced
-validation set from train, leave test untouched."""
+validation set from train, leave test untouched; or, on request, a dataset's own split as published."""
 
 from __future__ import annotations
 
@@ -24,12 +24,16 @@ def build_manifest(
     val_per_class: int | None = None,
     seed: int = 0,
     duplicate_groups: list | None = None,
+    keep_val: bool = False,
+    natural: bool = False,
 ) -> tuple[list[Record], dict]:
     """Builds the imbalanced train / balanced val / untouched test manifest.
 
     Images of `minority_class` are deleted from train (any official val/ split joins train
     first: the paper carves validation from train) until they are `minority_fraction` of it,
     rounding down; then `val_per_class` images per class move to a balanced `val` split.
+    `natural` skips the deletion and `keep_val` the merge and carve; with both, a dataset's
+    published split (e.g. the official PneumoniaMNIST one) is used as it is.
 
     Args:
         records: list of Record. Every readable image (splits train, optional val, test).
@@ -42,6 +46,12 @@ def build_manifest(
         duplicate_groups: list of lists of Record.file. Pixel-identical images (`ScanResult.
             duplicate_records`); the carve keeps each group whole, all in train or all in val,
             so validation never scores an image the classifier trained on. Defaults to none.
+        keep_val: bool. Keep the dataset's own val split as validation (it must have one)
+            instead of merging it into train and carving a balanced one (`val_per_class` is then
+            not used). Defaults to False.
+        natural: bool. Keep the class balance as it is: delete nothing (`minority_class` and
+            `minority_fraction` are not used; the minority is the smaller train class).
+            Defaults to False.
 
     Returns:
         (records with split train/val/test, info dict with the counts at each stage).
@@ -54,23 +64,35 @@ def build_manifest(
         raise KerasCXRError(
             f"`minority_class` must be one of {list(class_names)}. Received: minority_class={minority_class!r}"
         )
-    minority = class_names.index(minority_class)
-    majority_name = class_names[1 - minority]
     records = sorted(records, key=lambda r: (r.split, r.label, r.file))
-    pool = [r for r in records if r.split in ("train", "val")]
     test = [Record(r.file, r.label, "test") for r in records if r.split == "test"]
     if not test:
         raise KerasCXRError("the dataset has no test split: the paper evaluates on the untouched test set")
+    own_val = [r for r in records if r.split == "val"]
+    if keep_val and not own_val:
+        raise KerasCXRError("`keep_val`: the dataset has no val split to keep; drop --keep-val to carve one from train")
+    pool = [r for r in records if r.split == "train" or (r.split == "val" and not keep_val)]
+    if natural:  # the minority is whichever class train has fewer of
+        sizes = [sum(1 for r in pool if r.label == c) for c in (0, 1)]
+        minority_class = class_names[int(sizes[1] < sizes[0])]
+    minority = class_names.index(minority_class)
+    majority_name = class_names[1 - minority]
     pool_min = [r for r in pool if r.label == minority]
     pool_maj = [r for r in pool if r.label != minority]
     rng = np.random.default_rng(seed)  # one stream: the deletion's draws, then the carve's
-    kept_min = _delete_minority(pool_min, len(pool_maj), minority_fraction, rng, minority_class, majority_name)
-    v = _val_count(val_per_class, {minority_class: kept_min, majority_name: pool_maj})
-    group_of = {f: i for i, g in enumerate(duplicate_groups or ()) for f in g}
+    kept_min = pool_min if natural else _delete_minority(pool_min, len(pool_maj), minority_fraction, rng,
+                                                         minority_class, majority_name)
     out = []
-    for name, group in ((majority_name, pool_maj), (minority_class, kept_min)):
-        val_idx = _carve(group, v, group_of, rng, name)
-        out += [Record(r.file, r.label, "val" if i in val_idx else "train") for i, r in enumerate(group)]
+    if keep_val:  # `val_per_class` (e.g. a preset's) is not used: nothing is carved
+        v = None
+        out += [Record(r.file, r.label, "train") for r in (*pool_maj, *kept_min)]
+        out += [Record(r.file, r.label, "val") for r in own_val]
+    else:
+        v = _val_count(val_per_class, {minority_class: kept_min, majority_name: pool_maj})
+        group_of = {f: i for i, g in enumerate(duplicate_groups or ()) for f in g}
+        for name, group in ((majority_name, pool_maj), (minority_class, kept_min)):
+            val_idx = _carve(group, v, group_of, rng, name)
+            out += [Record(r.file, r.label, "val" if i in val_idx else "train") for i, r in enumerate(group)]
     out += test
     out.sort(key=lambda r: ({"train": 0, "val": 1, "test": 2}[r.split], r.label, r.file))
 
@@ -79,7 +101,9 @@ def build_manifest(
 
     info = {
         "minority_class": minority_class,
-        "minority_fraction": minority_fraction,
+        "minority_fraction": None if natural else minority_fraction,
+        "natural": natural,
+        "keep_val": keep_val,
         "seed": seed,
         "val_per_class": v,
         "before_deletion": {majority_name: len(pool_maj), minority_class: len(pool_min)},
@@ -112,9 +136,9 @@ def _delete_minority(pool_min: list[Record], n_majority: int, fraction: float, r
 
 
 def _val_count(val_per_class: int | None, groups: dict) -> int:
-    """Validation images per class: the setting, or 10% of the kept minority (the first group);
+    """Validation images per class: the setting, or 10% of the smaller class (the kept minority);
     checked against each class."""
-    n_min = len(next(iter(groups.values())))
+    n_min = min(len(g) for g in groups.values())
     v = default_val_per_class(n_min) if val_per_class is None else int(val_per_class)
     if v < 1:
         raise KerasCXRError(f"`val_per_class` must be >= 1. Received: val_per_class={v}")
@@ -157,6 +181,9 @@ def imbalanced_from_path(path, data_config, class_names=("NORMAL", "PNEUMONIA"),
 
     scan = scan_dataset(path, class_names, extra_normal, skip_corrupt)
     d = data_config
+    if d.keep_val and "val" not in scan.counts():
+        raise KerasCXRError(f"--keep-val: {path} has no val split to keep (splits: {', '.join(scan.counts())}); "
+                            f"drop --keep-val to carve validation from train")
     records, info = build_manifest(scan.records, scan.class_names, d.minority_class, d.minority_fraction,
-                                   d.val_per_class, d.seed, scan.duplicate_records)
+                                   d.val_per_class, d.seed, scan.duplicate_records, d.keep_val, d.natural)
     return records, scan.class_names, info, scan

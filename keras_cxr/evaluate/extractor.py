@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_cxr.config import Config
-from keras_cxr.io_utils import run_lock, write_json
+from keras_cxr.io_utils import remove_stale_tmp, run_lock, write_json
 
 # Classifier settings that do not change one baseline network's training.
 _NOT_IN_RECIPE = ("seeds", "methods", "bootstrap", "smote_k_neighbors")
@@ -66,8 +66,11 @@ def ensure_extractor(config: Config, out_dir, manifest, seed: int = 0, log=print
     folder = extractor_dir(out_dir, manifest, config)
     record_path = folder / f"seed{seed}.json"
     if not record_path.exists():
-        with run_lock(folder, what=f"feature extractor seed {seed}"):
+        # Waits for another process (a shard) training this very extractor, then reuses it.
+        with run_lock(folder, f".seed{seed}.lock", what=f"feature extractor seed {seed}", wait=True):
             if not record_path.exists():  # another process may have made it while we waited
+                remove_stale_tmp(folder, prefix=f"seed{seed}.")
+                remove_stale_tmp(folder / "weights", prefix=f"baseline__seed{seed}.")
                 _train(config, folder, manifest, seed, log)
     return load_extractor(record_path)
 

@@ -15,3 +15,26 @@ FIGURE8_PRETRAINED = {
     "cdcgan_a075": {"precision": 0.821, "recall": 0.901, "specificity": 0.898, "f1": 0.859},
 }
 FIGURE7_SCRATCH_BASELINE = {"precision": 0.543, "recall": 0.927, "specificity": 0.780, "f1": 0.685}
+
+
+PAPER_CLASSES = ("NORMAL", "PNEUMONIA")
+PAPER_MINORITY_SHARE = 0.25  # pneumonia's share of train before the validation carve (paper section 3)
+
+
+def paper_setting_differences(manifest) -> list[str]:
+    """How a manifest's setting differs from the paper's (binary NORMAL/PNEUMONIA, pneumonia the
+    minority at 25% of train + validation, a test split); empty when its numbers are comparable."""
+    from keras_cxr.data import read_manifest
+
+    records, names = read_manifest(manifest, check_files=False)
+    if tuple(names) != PAPER_CLASSES:
+        return [f"classes {names[0]}/{names[1]} (the paper: NORMAL/PNEUMONIA)"]
+    pool = [r.label for r in records if r.split in ("train", "val")]
+    share = sum(pool) / len(pool) if pool else 0.0
+    out = []
+    # The carve rounds to whole images: a 25% split lands within a percent of it.
+    if abs(share - PAPER_MINORITY_SHARE) > 0.01:
+        out.append(f"pneumonia is {share:.0%} of train + validation (the paper deletes pneumonia images to 25%)")
+    if not any(r.split == "test" for r in records):
+        out.append("no test split")
+    return out

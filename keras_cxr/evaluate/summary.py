@@ -75,24 +75,32 @@ def _diff(d: dict | None) -> str:
     return f"{d['mean']:+.3f}{ci}{' *' if d.get('ci_excludes_zero') else ''}"
 
 
-def render_markdown(summary: dict, title: str, context: str) -> str:
+def render_markdown(summary: dict, title: str, context: str, not_like_the_paper: list[str] | None = None) -> str:
+    """results.md. The paper's columns appear only when `not_like_the_paper` (how the run's setting
+    differs from the paper's) is empty; otherwise it says what differs."""
+    with_paper = not not_like_the_paper
     lines = [f"# {title}", "", context, "",
              f"Seeds: {', '.join(map(str, summary['seeds']))}. Each cell: mean +- sd over seeds "
              f"[95% percentile bootstrap CI of the mean]. Delta F1: paired (same seed) difference to "
              f"baseline with its bootstrap CI; `*` marks a CI that excludes zero. With few seeds the "
              f"bootstrap CI is coarse: read it as a spread, not a test.", "",
              "| method | precision | recall | specificity | F1 | ROC AUC | delta F1 vs baseline "
-             "| paper P | paper R | paper S | paper F1 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             + ("| paper P | paper R | paper S | paper F1 |" if with_paper else "|"),
+             "|---|---|---|---|---|---|---|" + ("---|---|---|---|" if with_paper else "")]
     for m, e in summary["methods"].items():
         p = FIGURE8_PRETRAINED.get(m, {})
-        paper = [f"{p[k]:.3f}" if k in p else "-" for k in ("precision", "recall", "specificity", "f1")]
+        paper = [f"{p[k]:.3f}" if k in p else "-" for k in ("precision", "recall", "specificity", "f1")] if with_paper else []
         lines.append("| " + " | ".join([m] + [_fmt(e["metrics"][k]) for k in ("precision", "recall", "specificity", "f1", "roc_auc")]
                                          + [_diff(e["vs_baseline"].get("f1"))] + paper) + " |")
     s = FIGURE7_SCRATCH_BASELINE
-    lines += ["", f"Paper columns: Figure 8 (ImageNet-pretrained ResNet18, augmented, one run each). The paper's "
-              f"from-scratch baseline (Figure 7) is P {s['precision']:.3f} R {s['recall']:.3f} "
-              f"S {s['specificity']:.3f} F1 {s['f1']:.3f}. The paper's printed precisions do not fit its "
-              f"test split (390 pneumonia / 234 normal): compare recall, specificity and F1 first."]
+    if with_paper:
+        lines += ["", f"Paper columns: Figure 8 (ImageNet-pretrained ResNet18, augmented, one run each). The paper's "
+                  f"from-scratch baseline (Figure 7) is P {s['precision']:.3f} R {s['recall']:.3f} "
+                  f"S {s['specificity']:.3f} F1 {s['f1']:.3f}. The paper's printed precisions do not fit its "
+                  f"test split (390 pneumonia / 234 normal): compare recall, specificity and F1 first."]
+    else:
+        lines += ["", f"The paper's columns are left out; this run's setting differs from the paper's: "
+                  f"{'; '.join(not_like_the_paper)}."]
     better = [m for m, e in summary["methods"].items() if e["vs_baseline"].get("f1", {}).get("ci_excludes_zero")
               and e["vs_baseline"]["f1"]["mean"] > 0]
     worse = [m for m, e in summary["methods"].items() if e["vs_baseline"].get("f1", {}).get("ci_excludes_zero")
@@ -104,8 +112,10 @@ def render_markdown(summary: dict, title: str, context: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title: str, context: str) -> dict:
-    """Writes results.json, results.csv (one row per cell) and results.md; returns the summary."""
+def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title: str, context: str,
+                  not_like_the_paper: list[str] | None = None) -> dict:
+    """Writes results.json, results.csv (one row per cell) and results.md; returns the summary.
+    `not_like_the_paper`: how the setting differs from the paper's (its columns are left out)."""
     out_dir = Path(out_dir)
     summary = summarize(cells, methods, seeds, n_boot)
     write_json(out_dir / "results.json", {"summary": summary, "cells": [
@@ -119,5 +129,5 @@ def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title
         w.writerow([c["method"], c["seed"], *[c["metrics"][k] for k in METRICS], tn, fp, fn, tp,
                     *c["train_counts"], c["timings_s"]["train"]])
     write_text(out_dir / "results.csv", buf.getvalue())
-    write_text(out_dir / "results.md", render_markdown(summary, title, context))
+    write_text(out_dir / "results.md", render_markdown(summary, title, context, not_like_the_paper))
     return summary

@@ -7,12 +7,12 @@ import math
 import keras
 
 from keras_cxr.errors import KerasCXRError
+from keras_cxr.gan.generator import check_gan_image_size
 
 
 def num_downsampling_blocks(image_size: int) -> int:
     """5 at 128x128 (128->64->32->16->8->4); one fewer per halving of the image side."""
-    if image_size < 16 or image_size & (image_size - 1):
-        raise KerasCXRError(f"`image_size` must be a power of two >= 16. Received: image_size={image_size}")
+    check_gan_image_size(image_size)
     return int(math.log2(image_size)) - 2
 
 

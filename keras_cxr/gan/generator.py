@@ -13,10 +13,17 @@ from keras_cxr.kernels.gan_output_conv import SingleFilterConv2D
 BASE_SIDE = 8  # Dense -> Reshape(8, 8, filters): the paper's first feature map
 
 
+def check_gan_image_size(image_size: int) -> None:
+    """The GANs double (halve) the side per block: powers of two only (the classifier takes any
+    size >= 28)."""
+    if image_size < 16 or image_size & (image_size - 1):
+        raise KerasCXRError(f"`image_size` must be a power of two >= 16 for the GANs (the classifier alone "
+                            f"takes any size >= 28). Received: image_size={image_size}")
+
+
 def num_upsampling_blocks(image_size: int) -> int:
     """4 at 128x128 (8->16->32->64->128); one fewer per halving of the image side."""
-    if image_size < 16 or image_size & (image_size - 1):
-        raise KerasCXRError(f"`image_size` must be a power of two >= 16. Received: image_size={image_size}")
+    check_gan_image_size(image_size)
     return int(math.log2(image_size // BASE_SIDE))
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_cxr.config import GANConfig
+from keras_cxr.config import DataConfig, GANConfig
 from keras_cxr.data import write_manifest
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.io_utils import atomic_path, remove_stale_tmp, run_lock, write_json
@@ -93,13 +93,15 @@ def load_checkpoint(gan, path: Path, groups=ALL_GROUPS) -> int:
 
 def run_identity(run_config: dict) -> dict:
     """What a resumed run must share with its start: every setting that changes the trained
-    weights. GAN settings added after a run started count at their defaults, which is what it
-    ran with."""
+    weights. GAN and data settings added after a run started count at their defaults, which is
+    what it ran with."""
     identity = json.loads(json.dumps(run_config))
     preset = identity.get("preset", {})
-    gan = preset.get("gan", {})
-    for f in dataclasses.fields(GANConfig):
-        gan.setdefault(f.name, json.loads(json.dumps(f.default)))
+    for section, fields in (("gan", dataclasses.fields(GANConfig)), ("data", dataclasses.fields(DataConfig))):
+        values = preset.setdefault(section, {})
+        for f in fields:
+            values.setdefault(f.name, json.loads(json.dumps(f.default)))
+    gan = preset["gan"]
     for key in NOT_IN_IDENTITY["gan"]:
         gan.pop(key, None)
     for key in NOT_IN_IDENTITY["top"]:

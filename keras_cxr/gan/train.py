@@ -19,7 +19,7 @@ from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.discriminator import build_discriminator
 from keras_cxr.gan.export import export_generator, images_from_generator_output, read_meta
 from keras_cxr.gan.gan import GAN
-from keras_cxr.gan.generator import build_generator
+from keras_cxr.gan.generator import build_generator, check_gan_image_size
 from keras_cxr.gan.grid import save_grid
 from keras_cxr.gan.run_folder import EVAL_FIELDS, LOG_FIELDS, RunFolder
 from keras_cxr.gan.selection import best_row
@@ -200,6 +200,7 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
         the exported epoch and the rule that chose it.
     """
     spec = GeneratorSpec(kind, alpha)
+    check_gan_image_size(config.image_size)
     run = RunFolder(out_dir, spec)
     if config.gan.eval_every and probe is None and run.done() is None:
         raise KerasCXRError(f"`gan.eval_every`={config.gan.eval_every} needs a quality probe "
@@ -302,6 +303,7 @@ def _fit(run: RunFolder, config: Config, train, meta: dict, verbose, strategy, m
     epoch_end = EpochEnd(run, guard, fixed, run.spec.conditional, g.pixel_range, g.keep_checkpoints, steps * g.batch_size,
                          probe if g.eval_every else None, g.eval_every, epochs, g.min_label_fidelity)
     if start < stop:
+        print(f"{run.name}: training epochs {start + 1}-{stop} of {epochs} ({len(train)} images)", flush=True)
         ds = real_batches(images, labels, g.batch_size // 2, start * steps, stop * steps, g.seed, g.pixel_range)
         callbacks = [guard, epoch_end, keras.callbacks.TensorBoard(log_dir=str(run.tensorboard_dir), write_graph=False)]
         gan.fit(ds, epochs=stop, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose, shuffle=False)
