@@ -18,7 +18,7 @@ help:  ## list the targets
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip 'setuptools>=77' wheel  # the wheel test builds with this setuptools
 
 install: $(PY)  ## create .venv and install keras_cxr with the dev extra
 	$(PY) -m pip install --quiet -e '.[dev]'
