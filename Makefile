@@ -21,7 +21,9 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip 'setuptools>=77' wheel  # the wheel test builds with this setuptools
 
 install: $(PY)  ## create .venv and install keras_cxr with the dev extra
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@# setuptools notes, for every editable install of a flat layout, that a folder named keras_cxr in the
+	@# working directory shadows the install: here that folder is the package itself, so the note is held back.
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[dev]'
 
 demo: install  ## install, then the whole chain on the bundled sample with the tiny preset (~5 min on 2 CPU cores)
 	$(PY) -m keras_cxr data summary $(DATA)

@@ -231,7 +231,8 @@ def cmd_evaluate_all(args) -> dict:
 def cmd_report(args) -> dict:
     from keras_cxr.explain.report import write_report
 
-    path = write_report(args.results, n_generated=args.n_generated, extractor_seeds=tuple(args.extractor_seeds))
+    path = write_report(args.results, n_generated=args.n_generated, extractor_seeds=tuple(args.extractor_seeds),
+                        compare=tuple(args.compare or ()))
     print(f"wrote {path}")
     return {"report": str(path)}
 
@@ -366,6 +367,9 @@ def _add_classifier_commands(sub) -> None:
     p.add_argument("--n-generated", type=int, default=500, help="generated images per generator for quality (default 500)")
     p.add_argument("--extractor-seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="seeds of the feature extractors the quality section spreads over (default 0 1 2)")
+    p.add_argument("--compare", nargs="+", metavar="FOLDER",
+                   help="other evaluate-all folders of the same data at other minority fractions: adds the imbalance "
+                        "curve (each method's paired delta AUC and delta F1 against the minority share)")
     p.set_defaults(func=cmd_report, needs_tensorflow=True)
 
     p = sub.add_parser("convert-weights", help="torchvision resnet18 .pth -> keras_cxr ImageNet .npz (needs torch)")

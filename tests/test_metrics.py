@@ -79,3 +79,52 @@ def test_paper_columns_only_for_the_papers_setting(tmp_path):
     md = render_markdown(summary, "t", "c", ten)
     assert "paper P" not in md and "0.782" not in md
     assert "The paper's columns are left out; this run's setting differs from the paper's: pneumonia is 10%" in md
+
+
+def test_minimum_detectable_difference_and_calls():
+    from keras_cxr.evaluate.summary import minimum_detectable_difference, render_markdown
+
+    # (t_{0.975,4} + t_{0.8,4}) * 0.01 / sqrt(5) = (2.776 + 0.941) * 0.01 / 2.236
+    assert minimum_detectable_difference(0.01, 5) == pytest.approx(0.016625, abs=1e-5)
+    assert minimum_detectable_difference(0.01, 1) is None
+    cells = [_cell("baseline", s, 0.70 + 0.01 * s) for s in range(5)]
+    cells += [_cell("oversample", s, 0.75 + 0.01 * s + 0.002 * (s % 2)) for s in range(5)]
+    cells += [_cell("undersample", s, 0.70 + 0.01 * s + (0.05 if s % 2 else -0.05)) for s in range(5)]
+    cells += [_cell("smote", s, 0.60 + 0.01 * s) for s in range(5)]
+    summary = summarize(cells, ["baseline", "oversample", "undersample", "smote"], n_boot=2000)
+    md = render_markdown(summary, "t", "c")
+    assert "| method | delta ROC AUC | MDD AUC | delta F1 | MDD F1 | call |" in md
+    assert "- Beat baseline: oversample." in md and "- Lose to baseline: smote." in md
+    assert "- Too noisy to call: undersample." in md
+    under = summary["methods"]["undersample"]["vs_baseline"]["f1"]
+    assert under["mdd80"] == pytest.approx(minimum_detectable_difference(under["sd"], 5))
+
+
+def test_imbalance_curve_from_two_folders(tmp_path):
+    import json
+
+    from keras_cxr.data import build_manifest, write_manifest
+    from keras_cxr.evaluate.summary import write_results
+    from keras_cxr.explain.imbalance_curve import curve_section
+    from tests.test_imbalance import records
+
+    folders = []
+    for fraction, gain in ((0.25, 0.01), (0.10, 0.05)):  # rebalancing helps more at 10%
+        folder = tmp_path / f"m{round(fraction * 100)}"
+        out, _ = build_manifest(records(train=(300, 300)), minority_fraction=fraction)
+        write_manifest(folder / "data" / "manifest.csv", out, ("NORMAL", "PNEUMONIA"))
+        cells = [_cell("baseline", s, 0.70 + 0.01 * s) for s in range(3)]
+        cells += [_cell("smote", s, 0.70 + 0.01 * s + gain + 0.002 * s) for s in range(3)]
+        for c in cells:
+            c.update(train_counts=[1, 1], best_epoch=1, timings_s={"train": 1.0})
+            c["metrics"]["confusion_matrix"] = [[1, 0], [0, 1]]
+        write_results(folder, cells, ["baseline", "smote"], [0, 1, 2], 200, "t", "c")
+        folders.append(folder)
+    (tmp_path / "report").mkdir()
+    md, points = curve_section(folders, tmp_path / "report")
+    assert (tmp_path / "report" / "imbalance_curve.png").stat().st_size > 1000
+    assert [round(p["share"], 2) for p in points["smote"]] == [0.1, 0.25]  # sorted by share
+    assert [round(p["f1"]["mean"], 3) for p in points["smote"]] == [0.052, 0.012]
+    row = next(line for line in md if line.startswith("| smote |"))
+    assert row.startswith("| smote | +0.052") and "+0.012" in row
+    assert "baseline" not in points and json.dumps(points)  # report.json can hold it

@@ -73,6 +73,16 @@ def test_tracked_run_exports_its_best_epoch_and_last_on_request(probe_and_config
     back = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0)
     assert (back["export"], back["export_epoch"]) == ("best", best)
 
+    # A run folder as committed (no best/ files, no checkpoints) is reused as it is: done.json
+    # and the export record the chosen epoch.
+    import shutil
+
+    shutil.rmtree(run.best_dir)
+    shutil.rmtree(run.checkpoint_dir)
+    again = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0)
+    assert (again["export"], again["export_epoch"]) == ("best", best)
+    assert read_meta(run.export_dir)["export_epoch"] == best
+
 
 def _served(export_dir, z):
     import tensorflow as tf

@@ -1,7 +1,7 @@
 """`report --results DIR`: one Markdown report of an `evaluate-all` directory, with its PNGs.
 
-Sections: generated samples per generator, GAN loss curves, the results table, confusion
-matrices, ROC curves, Grad-CAM grids and lung share, image quality, memorisation. Everything is
+Sections: generated samples per generator, GAN loss curves, the results tables, the imbalance
+curve (with `--compare`), confusion matrices, ROC curves, Grad-CAM grids and lung share, image quality, memorisation. Everything is
 computed from the files in DIR (cells, weights, generators, manifest); nothing is downloaded.
 """
 
@@ -18,30 +18,18 @@ from keras_cxr.classify.backbones import build_classifier
 from keras_cxr.classify.datasets import Splits
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.evaluate.cells import read_cells
+from keras_cxr.explain.figures import pyplot as _plt
+from keras_cxr.explain.figures import save_figure as _savefig
 from keras_cxr.explain.gradcam import gradcam_maps, lung_mask, lung_share, make_gradcam, save_gradcam_grid
+from keras_cxr.explain.imbalance_curve import curve_section
 from keras_cxr.explain.memorisation import memorisation
 from keras_cxr.config import Config, config_from_dict
 from keras_cxr.evaluate.extractor import ensure_extractor
 from keras_cxr.evaluate.generator_quality import REAL, measure_generators
 from keras_cxr.gan.export import generate_images, read_meta
 from keras_cxr.gan.grid import save_grid
-from keras_cxr.io_utils import atomic_path, write_json, write_text
+from keras_cxr.io_utils import write_json, write_text
 from keras_cxr.methods import GeneratorSpec, registry
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _savefig(fig, path):
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    _plt().close(fig)
 
 
 def _network(cell: dict):
@@ -217,13 +205,16 @@ def _config_of(cell: dict) -> Config:
 
 
 def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, log=print,
-                 extractor_seeds=(0, 1, 2)) -> Path:
+                 extractor_seeds=(0, 1, 2), compare=()) -> Path:
     """Writes `<results>/report.md` and `<results>/report/*.png`; returns the report path.
 
     `extractor_seeds`: the feature extractors of the quality section (trained once per manifest
-    and cached under `<results>/extractor/`); the Frechet distance's spread is over them."""
+    and cached under `<results>/extractor/`); the Frechet distance's spread is over them.
+    `compare`: other `evaluate-all` folders of the same data at other minority fractions; with
+    them the report draws the imbalance curve (`keras_cxr.explain.imbalance_curve`)."""
     ctx = _load_context(results_dir, n_generated)
-    md = _header(ctx) + _samples_section(ctx) + _losses_section(ctx) + _results_section(ctx)
+    curve_md, curve = curve_section([ctx.results, *map(Path, compare)], ctx.assets) if compare else ([], {})
+    md = _header(ctx) + _samples_section(ctx) + _losses_section(ctx) + _results_section(ctx) + curve_md
     md += _confusion_section(ctx) + _roc_section(ctx)
     log("report: Grad-CAM")
     gradcam_md, shares = _gradcam_section(ctx, gradcam_batch)
@@ -238,7 +229,8 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
     else:
         md += ["## Generated-image quality", "", "No exported generators in this folder.", "",
                "## Memorisation", "", "No exported generators in this folder.", ""]
-    write_json(ctx.results / "report.json", {"lung_share": shares, "quality": quality, "memorisation": memo})
+    write_json(ctx.results / "report.json", {"lung_share": shares, "quality": quality, "memorisation": memo,
+                                             "imbalance_curve": curve})
     report = ctx.results / "report.md"
     write_text(report, "\n".join(md) + "\n")
     missing = [link for link in _links(report) if not (ctx.results / link).exists()]
@@ -275,8 +267,11 @@ def _results_section(ctx: _Context) -> list[str]:
     md = ["## Results", ""]
     results_md = ctx.results / "results.md"
     if results_md.exists():
-        table = [line for line in results_md.read_text().splitlines() if line.startswith("|")]
-        md += table + ["", "Details, context and the paper's numbers: [results.md](results.md).", ""]
+        for block in results_md.read_text().split("\n\n"):  # its tables: per method, then paired with baseline
+            rows = [line for line in block.splitlines() if line.startswith("|")]
+            md += rows + [""] if rows else []
+        md += ["Details, context, the calls and (where the setting is the paper's) the paper's numbers: "
+               "[results.md](results.md).", ""]
     return md
 
 

@@ -250,7 +250,9 @@ def _reexport_if_needed(run: RunFolder, config: Config, meta: dict, done: dict) 
     """A finished run: exports its generator again when the export is gone or the `gan.export`
     rule now picks another epoch (`--export last` after `best`, or back)."""
     rule = config.gan.export
-    wanted = run.best_epoch() if rule == "best" else meta["epochs"]
+    wanted = meta["epochs"]
+    if rule == "best":  # a run folder committed without its best/ files still records its choice
+        wanted = run.best_epoch() or (done.get("export_epoch") if done.get("export") == "best" else 0)
     if rule == "best" and not wanted:
         raise KerasCXRError(f"{run.name} was trained without quality tracking, so it has no best epoch "
                             f"({run.best_dir} is empty); export it with --export last")
