@@ -56,14 +56,7 @@ def build_manifest(
     Returns:
         (records with split train/val/test, info dict with the counts at each stage).
     """
-    if not 0 < minority_fraction <= 0.5:
-        raise KerasCXRError(
-            f"`minority_fraction` must be in (0, 0.5]. Received: minority_fraction={minority_fraction}"
-        )
-    if minority_class not in class_names:
-        raise KerasCXRError(
-            f"`minority_class` must be one of {list(class_names)}. Received: minority_class={minority_class!r}"
-        )
+    _check_settings(class_names, minority_class, minority_fraction)
     records = sorted(records, key=lambda r: (r.split, r.label, r.file))
     test = [Record(r.file, r.label, "test") for r in records if r.split == "test"]
     if not test:
@@ -82,23 +75,15 @@ def build_manifest(
     rng = np.random.default_rng(seed)  # one stream: the deletion's draws, then the carve's
     kept_min = pool_min if natural else _delete_minority(pool_min, len(pool_maj), minority_fraction, rng,
                                                          minority_class, majority_name)
-    out = []
     if keep_val:  # `val_per_class` (e.g. a preset's) is not used: nothing is carved
         v = None
-        out += [Record(r.file, r.label, "train") for r in (*pool_maj, *kept_min)]
+        out = [Record(r.file, r.label, "train") for r in (*pool_maj, *kept_min)]
         out += [Record(r.file, r.label, "val") for r in own_val]
     else:
         v = _val_count(val_per_class, {minority_class: kept_min, majority_name: pool_maj})
-        group_of = {f: i for i, g in enumerate(duplicate_groups or ()) for f in g}
-        for name, group in ((majority_name, pool_maj), (minority_class, kept_min)):
-            val_idx = _carve(group, v, group_of, rng, name)
-            out += [Record(r.file, r.label, "val" if i in val_idx else "train") for i, r in enumerate(group)]
+        out = _carve_validation({majority_name: pool_maj, minority_class: kept_min}, v, duplicate_groups, rng)
     out += test
     out.sort(key=lambda r: ({"train": 0, "val": 1, "test": 2}[r.split], r.label, r.file))
-
-    def count(rs, split):
-        return {class_names[c]: sum(1 for r in rs if r.split == split and r.label == c) for c in (0, 1)}
-
     info = {
         "minority_class": minority_class,
         "minority_fraction": None if natural else minority_fraction,
@@ -109,11 +94,35 @@ def build_manifest(
         "before_deletion": {majority_name: len(pool_maj), minority_class: len(pool_min)},
         "before_val_carve": {majority_name: len(pool_maj), minority_class: len(kept_min)},
         "deleted": {minority_class: len(pool_min) - len(kept_min)},
-        "train": count(out, "train"),
-        "val": count(out, "val"),
-        "test": count(out, "test"),
+        **{split: _count(out, split, class_names) for split in ("train", "val", "test")},
     }
     return out, info
+
+
+def _check_settings(class_names: tuple, minority_class: str, minority_fraction: float) -> None:
+    if not 0 < minority_fraction <= 0.5:
+        raise KerasCXRError(
+            f"`minority_fraction` must be in (0, 0.5]. Received: minority_fraction={minority_fraction}"
+        )
+    if minority_class not in class_names:
+        raise KerasCXRError(
+            f"`minority_class` must be one of {list(class_names)}. Received: minority_class={minority_class!r}"
+        )
+
+
+def _count(records: list[Record], split: str, class_names: tuple) -> dict:
+    return {class_names[c]: sum(1 for r in records if r.split == split and r.label == c) for c in (0, 1)}
+
+
+def _carve_validation(groups: dict, v: int, duplicate_groups, rng) -> list[Record]:
+    """`groups` {class name: its train records}, majority first (the order of the draws): each
+    loses `v` records to a balanced `val` split."""
+    group_of = {f: i for i, g in enumerate(duplicate_groups or ()) for f in g}
+    out = []
+    for name, group in groups.items():
+        val_idx = _carve(group, v, group_of, rng, name)
+        out += [Record(r.file, r.label, "val" if i in val_idx else "train") for i, r in enumerate(group)]
+    return out
 
 
 def _delete_minority(pool_min: list[Record], n_majority: int, fraction: float, rng, minority_name: str,
