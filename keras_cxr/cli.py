@@ -355,7 +355,8 @@ def _add_classifier_commands(sub) -> None:
     p.add_argument("--methods", nargs="+", help=f"a subset of: {methods}")
     p.add_argument("--shard", help="K/N: run only cells k with k %% N == K (K = 0..N-1); auto: K and N from a SLURM "
                                    "job array or a Kubernetes Indexed Job (+ KERAS_CXR_SHARD_COUNT)")
-    p.add_argument("--only-generators", action="store_true", help="train the missing generators, then stop")
+    p.add_argument("--only-generators", action="store_true",
+                   help="train the missing generators, then stop (with --shard: every N-th generator)")
     _add_run_options(p)
     _add_export(p)
     _add_weights(p)
