@@ -67,3 +67,13 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> tuple[li
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             raise KerasCXRError(f"{path} lists {len(missing)} image file(s) that do not exist: {shown}")
     return records, (names[0], names[1])
+
+
+def label_counts(records: list[Record], splits=("train", "val")) -> list[int]:
+    """[count of label 0, count of label 1] over the given splits (default: train + validation,
+    the pool that `--minority-fraction` shapes)."""
+    counts = [0, 0]
+    for r in records:
+        if r.split in splits:
+            counts[r.label] += 1
+    return counts

@@ -24,13 +24,13 @@ PAPER_MINORITY_SHARE = 0.25  # pneumonia's share of train before the validation 
 def paper_setting_differences(manifest) -> list[str]:
     """How a manifest's setting differs from the paper's (binary NORMAL/PNEUMONIA, pneumonia the
     minority at 25% of train + validation, a test split); empty when its numbers are comparable."""
-    from keras_cxr.data import read_manifest
+    from keras_cxr.data.manifest import label_counts, read_manifest
 
     records, names = read_manifest(manifest, check_files=False)
     if tuple(names) != PAPER_CLASSES:
         return [f"classes {names[0]}/{names[1]} (the paper: NORMAL/PNEUMONIA)"]
-    pool = [r.label for r in records if r.split in ("train", "val")]
-    share = sum(pool) / len(pool) if pool else 0.0
+    n0, n1 = label_counts(records)
+    share = n1 / (n0 + n1) if n0 + n1 else 0.0
     out = []
     # The carve rounds to whole images: a 25% split lands within a percent of it.
     if abs(share - PAPER_MINORITY_SHARE) > 0.01:

@@ -147,10 +147,10 @@ def _paired_section(summary: dict) -> list[str]:
              f"F1; a CI that includes zero is too noisy to call (a true difference smaller than the MDD would "
              f"usually be missed).", "",
              "| method | delta ROC AUC | MDD AUC | delta F1 | MDD F1 | call |", "|---|---|---|---|---|---|"]
+    calls = {m: verdict(e["vs_baseline"]) for m, e in rows.items()}
     for m, e in rows.items():
         a, f = e["vs_baseline"]["roc_auc"], e["vs_baseline"]["f1"]
-        lines.append(f"| {m} | {_diff(a)} | {mdd(a)} | {_diff(f)} | {mdd(f)} | {verdict(e['vs_baseline'])} |")
-    calls = {m: verdict(e["vs_baseline"]) for m, e in rows.items()}
+        lines.append(f"| {m} | {_diff(a)} | {mdd(a)} | {_diff(f)} | {mdd(f)} | {calls[m]} |")
     lines.append("")
     for word, label in (("better", "Beat baseline"), ("worse", "Lose to baseline"), ("too noisy", "Too noisy to call")):
         lines.append(f"- {label}: {', '.join(m for m, c in calls.items() if c.startswith(word)) or 'none'}.")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_cxr.data import read_manifest
+from keras_cxr.data.manifest import label_counts, read_manifest
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.explain.figures import pyplot, save_figure
 
@@ -24,8 +24,8 @@ def minority_share(folder: Path) -> float:
     """The minority class's share of train + validation (before the carve, as `--minority-fraction`
     sets it) in a folder's manifest."""
     records, _ = read_manifest(Path(folder) / "data" / "manifest.csv", check_files=False)
-    counts = np.bincount([r.label for r in records if r.split in ("train", "val")], minlength=2)
-    return float(counts.min() / counts.sum())
+    counts = label_counts(records)
+    return min(counts) / sum(counts)
 
 
 def curve_points(folders: list[Path]) -> dict:
