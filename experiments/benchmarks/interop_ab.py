@@ -8,7 +8,6 @@ Writes results/interop_ab.json and .md. Not a test: numbers depend on the host.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -16,7 +15,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the sibling bench.py
+sys.path.insert(0, str(HERE))  # the sibling bench.py and child_result.py
+import child_result  # noqa: E402
 SETTINGS = ((2, 1), (2, 2))
 
 
@@ -27,8 +27,8 @@ def child(intra: int, inter: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(inter)
     import bench
 
-    print("RESULT " + json.dumps({"ours": bench.resnet_step(64, 32, 8, ours=True),
-                                  "plain": bench.resnet_step(64, 32, 8, ours=False)}), flush=True)
+    child_result.emit({"ours": bench.resnet_step(64, 32, 8, ours=True),
+                       "plain": bench.resnet_step(64, 32, 8, ours=False)})
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
         for intra, inter in SETTINGS:
             out = subprocess.run([sys.executable, __file__, "--child", str(intra), str(inter)], env=env,
                                  capture_output=True, text=True, check=True).stdout
-            row = json.loads(next(ln for ln in out.splitlines() if ln.startswith("RESULT "))[7:])
+            row = child_result.parse(out)
             runs[f"{intra}/{inter}"].append(row)
             print(f"round {r} intra {intra} inter {inter}: {row}", flush=True)
     from bench import cpu_model

@@ -18,7 +18,6 @@ Not a test: numbers depend on the host.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,7 +25,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the sibling bench.py
+sys.path.insert(0, str(HERE))  # the sibling bench.py and child_result.py
+import child_result  # noqa: E402
 RESULTS = HERE / "results"
 
 
@@ -46,7 +46,7 @@ def _scaling_child() -> None:
     out = {"matmul_flops": bench.matmul_flops(),
            "resnet18_s": bench.resnet_step(config.image_size, 32, 8),
            "gan_s": bench.gan_ours(config, 32, 8, jit=config.gan.jit_compile)}
-    print("RESULT " + json.dumps(out), flush=True)
+    child_result.emit(out)
 
 
 def thread_scaling() -> dict:
@@ -54,8 +54,7 @@ def thread_scaling() -> dict:
     for threads in (1, 2):
         env = {**os.environ, "KERAS_CXR_THREADS": str(threads)}
         proc = subprocess.run([sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, check=True)
-        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-        rows[threads] = json.loads(line[len("RESULT "):])
+        rows[threads] = child_result.parse(proc.stdout)
         print(f"threads {threads}: {rows[threads]}", flush=True)
     return rows
 

@@ -12,7 +12,6 @@ Not a test: numbers depend on the host.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -20,7 +19,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the sibling bench.py
+sys.path.insert(0, str(HERE))  # the sibling bench.py and child_result.py
+import child_result  # noqa: E402
 BATCH = 32
 LAYOUTS = {"1 process x 2 threads": (1, 2), "2 processes x 1 thread": (2, 1)}
 
@@ -34,8 +34,8 @@ def child(threads: int, steps: int) -> None:
     from keras_cxr.config import load_preset
 
     quick = load_preset("quick")
-    print("RESULT " + json.dumps({"resnet18": bench.resnet_step(quick.image_size, BATCH, steps),
-                                  "dcgan": bench.gan_ours(quick, BATCH, steps, jit=False)}), flush=True)
+    child_result.emit({"resnet18": bench.resnet_step(quick.image_size, BATCH, steps),
+                       "dcgan": bench.gan_ours(quick, BATCH, steps, jit=False)})
 
 
 def run_layout(processes: int, threads: int, steps: int) -> dict:
@@ -48,7 +48,7 @@ def run_layout(processes: int, threads: int, steps: int) -> dict:
         out, _ = proc.communicate()
         if proc.returncode:
             raise SystemExit(f"error: a benchmark child exited with {proc.returncode}")
-        rows.append(json.loads(next(ln for ln in out.splitlines() if ln.startswith("RESULT "))[7:]))
+        rows.append(child_result.parse(out))
     return {kind: sum(BATCH / row[kind] for row in rows) for kind in ("resnet18", "dcgan")}
 
 
