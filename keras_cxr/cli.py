@@ -64,8 +64,7 @@ def cmd_data_summary(args) -> dict:
 
 
 def cmd_data_prepare(args) -> dict:
-    from keras_cxr.data import default_data_path, imbalanced_from_path, write_manifest
-    from keras_cxr.io_utils import write_json
+    from keras_cxr.data import default_data_path, imbalanced_from_path, write_prepared
 
     path = default_data_path(args.path)
     data_config = _config(args).data  # the preset's data section, then the options
@@ -79,8 +78,7 @@ def cmd_data_prepare(args) -> dict:
         "duplicate_groups": len(scan.duplicates),
         "skipped": [{"file": f, "reason": r} for f, r in scan.skipped],
     }
-    write_manifest(out / "manifest.csv", records, scan.class_names)
-    write_json(out / "summary.json", summary)
+    write_prepared(out, records, scan.class_names, summary)
     n0, n1 = scan.class_names
     b, minority = info["before_val_carve"], info["minority_class"]
     how = ("natural balance, nothing deleted" if info["natural"]
@@ -99,7 +97,8 @@ def cmd_data_prepare(args) -> dict:
 def cmd_data_fetch(args) -> dict:
     from keras_cxr.data.fetch import KERMANY_URL, fetch
 
-    root = fetch(args.url or KERMANY_URL, args.dest, args.sha256)
+    root = fetch(args.url or KERMANY_URL, args.dest, args.sha256, max_bytes=args.max_extract_bytes,
+                 max_files=args.max_files)
     return {"root": str(root)}
 
 
@@ -151,6 +150,9 @@ def _weights_file(args):
         return None
     if args.weights != "imagenet-file" or not args.weights_path:
         raise KerasCXRError("--weights takes `scratch` or `imagenet-file PATH` (a converted .npz or a torchvision .pth)")
+    from keras_cxr.classify.convert import read_weight_arrays
+
+    read_weight_arrays(args.weights_path)  # a wrong file fails here, before anything is written
     return args.weights_path
 
 
@@ -202,18 +204,24 @@ def _config(args):
 
 def cmd_train_classifier(args) -> dict:
     from keras_cxr.classify.datasets import Splits
-    from keras_cxr.evaluate.cells import run_cell
+    from keras_cxr.data import read_manifest
+    from keras_cxr.evaluate.cells import cell_identity, run_cell
     from keras_cxr.evaluate.matrix import prepare_manifest
+    from keras_cxr.identity import records_sha256
     from keras_cxr.methods import get_method
 
     _split_weights(args)
     config = _config(args)
     get_method(args.method, config.gan.alphas)  # an unknown name fails before any data is read
+    weights = _weights_file(args)
     out = Path(args.out)
     manifest = prepare_manifest(config, out, args.data, args.manifest)
     splits = Splits.load(manifest, config.image_size)
-    r = run_cell(args.method, args.seed, config, splits, out, args.models or out / "models",
-                 _weights_file(args), verbose=0 if args.quiet else 1)
+    models = args.models or out / "models"
+    identity = cell_identity(args.method, args.seed, config, records_sha256(read_manifest(manifest)[0]), models,
+                             weights)
+    r = run_cell(args.method, args.seed, config, splits, out, models, weights,
+                 verbose=0 if args.quiet else 1, identity=identity)
     m = r["metrics"]
     print(json.dumps({k: m[k] for k in ("precision", "recall", "specificity", "f1", "roc_auc", "confusion_matrix")}))
     return r
@@ -224,8 +232,9 @@ def cmd_evaluate_all(args) -> dict:
 
     _split_weights(args)
     config = _config(args)
-    return evaluate_all(config, args.out, args.data, args.manifest, args.shard, _weights_file(args),
-                        args.only_generators, verbose=0 if args.quiet else 1)
+    weights = _weights_file(args)
+    return evaluate_all(config, args.out, args.data, args.manifest, args.shard, weights,
+                        args.only_generators, verbose=0 if args.quiet else 1, rebuild=args.rebuild)
 
 
 def cmd_report(args) -> dict:
@@ -293,6 +302,8 @@ def _add_export(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data_commands(sub) -> None:
+    import keras_cxr.data.fetch as fetch_caps  # standard library only: cheap at start-up
+
     data = sub.add_parser("data", help="inspect, prepare or fetch a dataset")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     p = data_sub.add_parser("summary", help="counts per split and class, image sizes/modes, duplicates")
@@ -313,6 +324,11 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--dest", required=True)
     p.add_argument("--url", help="archive URL (http(s):// or file://); default: Mendeley Data v2")
     p.add_argument("--sha256", help="expected sha256 of the archive")
+    p.add_argument("--max-extract-bytes", type=int, default=fetch_caps.MAX_EXTRACT_BYTES,
+                   help=f"refuse an archive that extracts to more bytes (default {fetch_caps.MAX_EXTRACT_BYTES:,}; "
+                        f"also refused: over {fetch_caps.MAX_RATIO}x its own size)")
+    p.add_argument("--max-files", type=int, default=fetch_caps.MAX_FILES,
+                   help=f"refuse an archive with more files (default {fetch_caps.MAX_FILES:,})")
     p.set_defaults(func=cmd_data_fetch)
 
 
@@ -357,6 +373,9 @@ def _add_classifier_commands(sub) -> None:
                                    "job array or a Kubernetes Indexed Job (+ KERAS_CXR_SHARD_COUNT)")
     p.add_argument("--only-generators", action="store_true",
                    help="train the missing generators, then stop (with --shard: every N-th generator)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="run again the finished cells that were made from other data, settings or generators "
+                        "(without it they are refused, never mixed into one table)")
     _add_run_options(p)
     _add_export(p)
     _add_weights(p)

@@ -205,6 +205,25 @@ class Config:
 _SECTIONS = {"data": DataConfig, "gan": GANConfig, "classifier": ClassifierConfig}
 
 
+def _scalar(base, value):
+    """`value` as `base` (bool, int, float or str), refusing what would change it silently: a
+    non-integer float as an int (1.7 is not seed 1), a number as a bool, NaN as a float."""
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ValueError
+        return value
+    if base in (int, float) and isinstance(value, bool):
+        raise ValueError
+    if base is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError
+    if base is int and isinstance(value, str):
+        raise ValueError
+    out = base(value)
+    if base is float and math.isnan(out):
+        raise ValueError
+    return out
+
+
 def _coerce(cls, key: str, value, where: str):
     hints = typing.get_type_hints(cls)
     if key not in hints:
@@ -216,7 +235,7 @@ def _coerce(cls, key: str, value, where: str):
         if not isinstance(value, (list, tuple)):
             value = [value]
         try:
-            return tuple(element(v) for v in value)
+            return tuple(_scalar(element, v) for v in value)
         except (TypeError, ValueError):
             raise KerasCXRError(f"`{key}` in {where} must be a list of {element.__name__}. Received: {value!r}") from None
     if value is None:
@@ -225,17 +244,22 @@ def _coerce(cls, key: str, value, where: str):
         raise KerasCXRError(f"`{key}` in {where} may not be null")
     base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
     try:
-        if base is bool:
-            if not isinstance(value, bool):
-                raise ValueError
-            return value
-        if base is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return base(value)
+        return _scalar(base, value)
     except (TypeError, ValueError):
         raise KerasCXRError(
-            f"`{key}` in {where} must be {base.__name__}. Received: {key}={value!r}"
+            f"`{key}` in {where} must be {base.__name__}{' (not NaN)' if base is float else ''}. "
+            f"Received: {key}={value!r}"
         ) from None
+
+
+MAX_SEED = 2**32 - 1  # numpy's and Keras' seeds are 32-bit; `generate` keys chunks on seed + k * 2**32
+
+
+def check_seed(name: str, value) -> int:
+    """A seed is an integer in [0, 2**32 - 1]: the one rule for every seed keras_cxr takes."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise KerasCXRError(f"`{name}` must be an integer in [0, {MAX_SEED}]. Received: {name}={value!r}")
+    return value
 
 
 def config_from_dict(raw: dict, where: str = "config") -> Config:
@@ -270,7 +294,9 @@ def validate(config: Config) -> None:
         raise KerasCXRError(
             f"`minority_fraction` must be in (0, 0.5]. Received: minority_fraction={f}"
         )
+    check_seed("data.seed", config.data.seed)
     g = config.gan
+    check_seed("gan.seed", g.seed)
     if g.batch_size < 2 or g.batch_size % 2:
         raise KerasCXRError(f"`batch_size` must be an even number >= 2. Received: batch_size={g.batch_size}")
     if g.discriminator not in ("paper", "balde"):
@@ -313,6 +339,14 @@ def validate(config: Config) -> None:
             raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(c, key)}")
     if not c.seeds:
         raise KerasCXRError("`seeds` must name at least one seed")
+    for seed in c.seeds:
+        check_seed("classifier.seeds", seed)
+    if len(set(c.seeds)) != len(c.seeds):  # a seed counted twice would shrink every CI and MDD
+        repeated = sorted({s for s in c.seeds if c.seeds.count(s) > 1})
+        raise KerasCXRError(f"`classifier.seeds` must name each seed once; {repeated} appear more than once. "
+                            f"Received: seeds={list(c.seeds)}")
+    if not (math.isfinite(c.max_rotation_deg) and 0 <= c.max_rotation_deg <= 180):
+        raise KerasCXRError(f"`max_rotation_deg` must be in [0, 180]. Received: max_rotation_deg={c.max_rotation_deg}")
     if not 0 < c.crop_fraction <= 1:
         raise KerasCXRError(f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={c.crop_fraction}")
 
@@ -362,7 +396,11 @@ def parse_overrides(items: list[str] | None) -> dict:
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:  # an unclosed bracket, a `!!python/...` tag safe_load refuses
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise KerasCXRError(f"--set {item}: the value is not valid YAML ({problem})") from None
     return out
 
 

@@ -278,7 +278,8 @@ def _sharded_like_a_cluster(reference, c):
     assert sum(output.count("cdcgan_a050: training epochs") for output in outputs) == 1, outputs
 
     # The unsharded summary of the same cells: the reference run's, written by evaluate-all.
-    unsharded = _same_start(reference, c.parent / "unsharded", parts=("data",))
+    # With the generators the cells were made from: a cell's identity includes its generator's bytes.
+    unsharded = _same_start(reference, c.parent / "unsharded", parts=("data", "models"))
     (unsharded / "cells").mkdir()
     for cell in cells:
         name = cell.replace(" seed ", "__seed") + ".json"

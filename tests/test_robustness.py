@@ -210,7 +210,7 @@ def test_bad_inputs_give_one_error_line_and_write_nothing(tmp_path, tiny_data, k
     cases = {
         "--out under a file": (gan + ["--out", str(a_file / "sub")], "a_file exists and is not a folder"),
         "--out is a file": (["evaluate-all", "--preset", "tiny", "--out", str(a_file)], "exists and is not a folder"),
-        "learning rate NaN": (gan + ["--set", "gan.learning_rate=.nan"], "`gan.learning_rate` must be finite and > 0"),
+        "learning rate NaN": (gan + ["--set", "gan.learning_rate=.nan"], "must be float (not NaN). Received: learning_rate=nan"),
         "learning rate 0": (gan + ["--set", "gan.learning_rate=0"], "`gan.learning_rate` must be finite and > 0"),
         "beta_1 = 1": (gan + ["--set", "gan.beta_1=1.0"], "`gan.beta_1` must be in [0, 1)"),
         "classifier beta_2 < 0": (["evaluate-all", "--preset", "tiny", "--set", "classifier.beta_2=-0.1"],

@@ -188,3 +188,38 @@ def test_generate_cli_streams_in_chunks_and_checks_requests(tmp_path, exported, 
                                                                            "label0_seed0_00001.png"]
     assert main(["generate", "--generator", str(path), "--n", "0", "--out", str(out)]) == 2
     assert "`n` must be >= 1" in capsys.readouterr().err
+
+
+_PEAK_RSS = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "sys.stderr.write(p.stderr[-2000:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+             "sys.exit(p.returncode)")
+
+
+def _peak_rss_mib(cli, path, n, out) -> float:
+    """Peak resident memory of one `saved_model_cli run` of generate(n), in its own process."""
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, cli, "run", "--dir", str(path), "--tag_set", "serve",
+                           "--signature_def", "generate", "--input_exprs", f"num_images={n};label=1;seed=0",
+                           "--outdir", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.split()[-1]) / 1024
+
+
+def test_generate_at_max_images_peaks_no_higher_than_one_chunk(tmp_path):
+    """`generate` runs the generator chunk by chunk inside the graph: a request for max_images
+    peaks where one chunk does (before: 4,096 quick-preset images took 10.6 GB, 13x one chunk)."""
+    import keras
+
+    from keras_cxr.gan.export import DEFAULT_MAX_IMAGES, GENERATE_CHUNK
+
+    keras.utils.set_random_seed(0)
+    gen = build_generator(32, LATENT_DIM, 64, conditional=True, embedding_dim=8)  # the quick preset's width
+    meta = {"name": "cdcgan", "kind": "cdcgan", "alpha": 0.5, "generated_label": None, "image_size": 32,
+            "latent_dim": LATENT_DIM, "pixel_range": "0_1", "preset": "tiny", "class_names": ["NORMAL", "PNEUMONIA"],
+            "minority_label": 1}
+    path = export_generator(gen, tmp_path / "g" / "1", meta)
+    cli = _saved_model_cli()
+    one_chunk = _peak_rss_mib(cli, path, GENERATE_CHUNK, tmp_path / "a")
+    most = _peak_rss_mib(cli, path, DEFAULT_MAX_IMAGES, tmp_path / "b")
+    assert np.load(tmp_path / "b" / "images.npy").shape == (DEFAULT_MAX_IMAGES, 32, 32, 1)
+    # The output itself (16 MiB of float32 here, and saved_model_cli's copy of it) is the only growth.
+    assert most <= one_chunk + 64, f"generate({DEFAULT_MAX_IMAGES}) peaked at {most:.0f} MiB, one chunk at {one_chunk:.0f}"

@@ -50,6 +50,54 @@ def manifest(path: Path, rows) -> Path:
     return path
 
 
+def fake_generator(path: Path, kind: str) -> Path:
+    """A SavedModel with keras_cxr's metadata whose `generate` is hostile: NaN, flat, RGB or
+    wrong-size output, or a foreign signature (`x` in, `y` out)."""
+    import json
+
+    import tensorflow as tf
+
+    outputs = {"nan": lambda n: tf.fill([n, 32, 32, 1], float("nan")), "flat": lambda n: tf.fill([n, 32, 32, 1], 0.5),
+               "rgb": lambda n: tf.random.uniform([n, 32, 32, 3]), "small": lambda n: tf.random.uniform([n, 16, 16, 1])}
+    module = tf.Module()
+    if kind == "foreign":
+        module.generate = tf.function(lambda x: {"y": x * 2}, input_signature=[tf.TensorSpec([None, 7], tf.float32)])
+    else:
+        make = outputs[kind]
+        module.generate = tf.function(lambda num_images, label, seed: {"images": make(num_images)}, input_signature=[
+            tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64)])
+    tf.saved_model.save(module, str(path), signatures={"generate": module.generate})
+    (path / "assets.extra").mkdir()
+    (path / "assets.extra" / "keras_cxr.json").write_text(json.dumps(
+        {"kind": "dcgan", "generated_label": 1, "image_size": 32, "latent_dim": 100, "pixel_range": "0_1",
+         "class_names": ["NORMAL", "PNEUMONIA"], "minority_label": 1}))
+    return path
+
+
+def npz_manifest(w: Path, name: str, row: str) -> Path:
+    """A manifest of a small .npz whose seventh train row is `row` (e.g. train/99999)."""
+    import numpy as np
+
+    npz = w / "d.npz"
+    if not npz.exists():
+        rng = np.random.default_rng(0)
+        np.savez(npz, train_images=rng.integers(0, 255, (8, 28, 28), dtype=np.uint8), train_labels=np.arange(8) % 2,
+                 test_images=rng.integers(0, 255, (4, 28, 28), dtype=np.uint8), test_labels=np.arange(4) % 2)
+    names = ("NORMAL", "PNEUMONIA")
+    rows = [(f"{npz}#train/{i}", i % 2, names[i % 2], "train") for i in range(6)] + [(f"{npz}#{row}", 0, "NORMAL", "train")]
+    rows += [(f"{npz}#test/{i}", i % 2, names[i % 2], "test") for i in range(4)]
+    rows += [(f"{npz}#train/{i}", i % 2, names[i % 2], "val") for i in (6, 7)]
+    return manifest(w / name, rows)
+
+
+def zip_bomb(path: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("chest_xray/train/NORMAL/zeros.png", b"\0" * (2 << 30 >> 4))  # 128 MiB of zeros, ~128 KiB zipped
+    return path
+
+
 def mount_tmpfs(path: Path, opts: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
@@ -111,6 +159,46 @@ def main() -> None:
                                                        "--manifest", str(good), "--minority-fraction", "0.1",
                                                        "--out", str(w / "o18")]),
     ]
+    # The audit of issue 22: what used to be a traceback, a silent acceptance or a stuck folder.
+    import numpy as np
+
+    np.save(w / "plain.npy", np.zeros(3))
+    models = w / "models"
+    fake_generator(models / "dcgan" / "1", "nan")
+    for kind in ("flat", "rgb", "small", "foreign"):
+        fake_generator(w / f"gen_{kind}" / "1", kind)
+    tiny = ["evaluate-all", "--preset", "tiny"]
+    classifier = ["train-classifier", "--method", "baseline", "--preset", "tiny", "--set", "image_size=28"]
+    cases += [
+        ("duplicate seeds `--seeds 0 1 1`", tiny + ["--seeds", "0", "1", "1", "--out", str(w / "a1")]),
+        ("`--seeds 0 0`", tiny + ["--seeds", "0", "0", "--out", str(w / "a2")]),
+        ("`--seeds -1`", tiny + ["--seeds", "-1", "--out", str(w / "a3")]),
+        ("`classifier.seeds=[1.7]`", tiny + ["--set", "classifier.seeds=[1.7]", "--out", str(w / "a4")]),
+        ("`max_rotation_deg=.nan`", tiny + ["--set", "classifier.max_rotation_deg=.nan", "--out", str(w / "a5")]),
+        ("YAML error in `--set` (`gan.alphas=[0.5`)", tiny + ["--set", "gan.alphas=[0.5", "--out", str(w / "a6")]),
+        ("`!!python/object` tag in `--set`", tiny + ["--set", "gan.seed=!!python/object/apply:os.system [id]",
+                                                     "--out", str(w / "a7")]),
+        ("`--weights` given a plain .npy", tiny + ["--weights", "imagenet-file", str(w / "plain.npy"), "--out", str(w / "a8")]),
+        ("manifest row `x.npz#train/99999`", classifier + ["--manifest", str(npz_manifest(w, "n1.csv", "train/99999")),
+                                                           "--out", str(w / "a9")]),
+        ("manifest row `x.npz#nosuch/0`", classifier + ["--manifest", str(npz_manifest(w, "n2.csv", "nosuch/0")),
+                                                        "--out", str(w / "a10")]),
+        ("manifest row `x.npz#train/-1`", classifier + ["--manifest", str(npz_manifest(w, "n3.csv", "train/-1")),
+                                                        "--out", str(w / "a11")]),
+        ("`train-gan --seed -1`", gan + ["--seed", "-1", "--out", str(w / "a12")]),
+        ("`generate --seed 9223372036854775000`", ["generate", "--generator", str(REPO / "experiments/results/quick/models/dcgan/1"),
+                                                   "--n", "2", "--seed", "9223372036854775000", "--out", str(w / "a13")]),
+        ("generator with a foreign `generate` signature", ["generate", "--generator", str(w / "gen_foreign" / "1"),
+                                                          "--n", "2", "--out", str(w / "a14")]),
+        ("generator with NaN output, in a GAN cell", ["train-classifier", "--method", "dcgan", "--preset", "tiny",
+                                                      "--manifest", str(good), "--models", str(models), "--out", str(w / "a15")]),
+        ("generator with flat output", ["generate", "--generator", str(w / "gen_flat" / "1"), "--n", "2", "--out", str(w / "a16")]),
+        ("generator with RGB output", ["generate", "--generator", str(w / "gen_rgb" / "1"), "--n", "2", "--out", str(w / "a17")]),
+        ("generator with 16x16 output (32 recorded)", ["generate", "--generator", str(w / "gen_small" / "1"), "--n", "2",
+                                                       "--out", str(w / "a18")]),
+        ("`data fetch` of a zip bomb (128 MiB of zeros)", ["data", "fetch", "kermany", "--dest", str(w / "a19"),
+                                                           "--url", zip_bomb(w / "bomb.zip").as_uri()]),
+    ]
     notes = []
     if mount_tmpfs(w / "full", "size=24k"):
         cases.append(("full disk (24 KiB tmpfs)", ["data", "prepare", "--out", str(w / "full" / "prepared")]))
@@ -127,12 +215,14 @@ def main() -> None:
     rows = []
     try:
         for name, args in cases:
-            out = Path(args[args.index("--out") + 1])
+            out = Path(args[args.index("--out" if "--out" in args else "--dest") + 1])
             existed = out.exists()
             code, err, notices = run(args)
             litter = sorted(str(p.relative_to(w)) for p in w.rglob(".*.tmp"))
             one_line = len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in "\n".join(err)
             wrote = (not existed and out.exists() and any(out.rglob("*"))) if name != "disk full mid-run (160 KiB tmpfs)" else None
+            if args[:2] == ["data", "fetch"]:  # the downloaded archive is kept (resumable); nothing extracted
+                wrote = any(out.glob("*_extracted"))
             rows.append((name, code, one_line, wrote, litter, err, notices))
             print(f"{name}: exit {code}, {err[-1] if err else '(no stderr)'}", flush=True)
     finally:

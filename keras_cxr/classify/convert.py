@@ -80,11 +80,9 @@ def convert_file(torch_path, out_path) -> Path:
     return Path(out_path)
 
 
-def load_imagenet_weights(model, path: str | os.PathLike, load_head: bool = False) -> int:
-    """Loads converted ImageNet weights into a `build_resnet18` model; returns variables set.
-
-    The 1000-class `fc` is skipped unless `load_head` and its shape matches.
-    """
+def read_weight_arrays(path: str | os.PathLike) -> dict:
+    """The arrays of an ImageNet weights file (converted .npz or torchvision .pth), by name;
+    checked on the command line before any work starts."""
     path = Path(path)
     if not path.is_file():
         raise KerasCXRError(f"ImageNet weights file not found: {path}")
@@ -92,10 +90,23 @@ def load_imagenet_weights(model, path: str | os.PathLike, load_head: bool = Fals
         arrays = convert_state_dict(_read_torch(path))
     else:
         try:
-            with np.load(path) as z:
-                arrays = {k: z[k] for k in z.files}
+            loaded = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise KerasCXRError(f"not a readable weights file: {path} ({exc})") from None
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array has no weight names
+            raise KerasCXRError(f"{path} is one bare array, not a weights file: pass the .npz that "
+                                f"`convert-weights` writes (one array per weight) or a torchvision .pth")
+        with loaded as z:
+            arrays = {k: z[k] for k in z.files}
+    return arrays
+
+
+def load_imagenet_weights(model, path: str | os.PathLike, load_head: bool = False) -> int:
+    """Loads converted ImageNet weights into a `build_resnet18` model; returns variables set.
+
+    The 1000-class `fc` is skipped unless `load_head` and its shape matches.
+    """
+    arrays = read_weight_arrays(path)
     variables = {f"{layer.name}/{v.name}": v for layer in model.layers for v in layer.weights}
     expected = [k for k in variables if not k.startswith("fc/") or load_head]
     missing = [k for k in expected if k not in arrays and not k.startswith("imagenet_normalize/")]

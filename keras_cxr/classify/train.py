@@ -13,6 +13,7 @@ from keras_cxr.classify.datasets import Splits, eval_dataset, train_dataset
 from keras_cxr.config import Config
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.export import read_meta
+from keras_cxr.identity import folder_sha256
 from keras_cxr.io_utils import atomic_path
 from keras_cxr.kernels import resolve
 from keras_cxr.kernels.adam import FusedAdam
@@ -45,7 +46,8 @@ def _generator_record(rs) -> dict | None:
         return None
     meta = read_meta(rs.generated.path)
     return {"path": rs.generated.path, "kind": meta.get("kind"), "alpha": meta.get("alpha"),
-            "label": rs.generated.label, "count": rs.generated.count, "seed": rs.generated.seed}
+            "label": rs.generated.label, "count": rs.generated.count, "seed": rs.generated.seed,
+            "sha256": folder_sha256(rs.generated.path), "export_epoch": meta.get("export_epoch")}
 
 
 class ClassifierSession:

@@ -6,7 +6,7 @@
 from keras_cxr.data.datasets import Record, ScanResult, scan_dataset
 from keras_cxr.data.images import ImageError, read_grayscale
 from keras_cxr.data.imbalance import build_manifest, imbalanced_from_path
-from keras_cxr.data.manifest import read_manifest, write_manifest
+from keras_cxr.data.manifest import read_manifest, write_manifest, write_prepared
 from keras_cxr.data.sample import SAMPLE_DIR, default_data_path
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "read_manifest",
     "scan_dataset",
     "write_manifest",
+    "write_prepared",
 ]

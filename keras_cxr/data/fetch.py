@@ -29,6 +29,13 @@ from keras_cxr.io_utils import atomic_path
 KERMANY_URL = "https://data.mendeley.com/api/datasets-v2/datasets/rscbjbr9sj/zip/download?version=2"
 CHUNK = 1 << 20
 
+# Caps on what one archive may extract to (nested archives each checked against them too). Image
+# archives extract at a ratio near 1 (JPEG and PNG are compressed already); a compression bomb
+# reaches its size by ratio: 2 MB of zipped zeros make 2 GiB.
+MAX_EXTRACT_BYTES = 32 << 30
+MAX_FILES = 500_000
+MAX_RATIO = 100  # extracted bytes per archive byte
+
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -81,8 +88,26 @@ def _check_members(names_kinds: list[tuple[str, str]], archive: Path) -> None:
             raise KerasCXRError(f"refusing {archive}: member {name!r} is a {kind}, not a regular file")
 
 
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Extracts a zip or tar archive into `dest` after checking every member."""
+def _check_size(archive: Path, sizes: list[int], max_bytes: int, max_files: int) -> None:
+    """Refuses an archive whose members would extract to more than the caps, before writing."""
+    total, size = sum(sizes), archive.stat().st_size
+    if len(sizes) > max_files:
+        raise KerasCXRError(f"refusing {archive}: {len(sizes):,} files to extract, over the cap of {max_files:,} "
+                            f"(--max-files)")
+    if total > max_bytes:
+        raise KerasCXRError(f"refusing {archive}: it extracts to {total:,} bytes, over the cap of {max_bytes:,} "
+                            f"(--max-extract-bytes)")
+    if total > MAX_RATIO * max(size, 1) and total > CHUNK:
+        raise KerasCXRError(f"refusing {archive}: {size:,} bytes that extract to {total:,} ({total / max(size, 1):,.0f}x, "
+                            f"over {MAX_RATIO}x): a compression bomb, not an image archive")
+
+
+def safe_extract(archive: Path, dest: Path, max_bytes: int = MAX_EXTRACT_BYTES, max_files: int = MAX_FILES) -> None:
+    """Extracts a zip or tar archive into `dest` after checking every member and the total size.
+
+    A zip member cannot extract to more than its recorded size (zipfile stops there), and a tar
+    member's size is its data's, so the caps hold for what is written, not only for what is declared.
+    """
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             members = []
@@ -91,6 +116,7 @@ def safe_extract(archive: Path, dest: Path) -> None:
                 kind = "dir" if info.is_dir() else "symlink" if stat.S_ISLNK(mode) else "file"
                 members.append((info.filename, kind))
             _check_members(members, archive)
+            _check_size(archive, [i.file_size for i in zf.infolist() if not i.is_dir()], max_bytes, max_files)
             zf.extractall(dest)
         return
     if tarfile.is_tarfile(archive):
@@ -101,6 +127,7 @@ def safe_extract(archive: Path, dest: Path) -> None:
                         else "hard link" if m.islnk() else "special file")
                 members.append((m.name, kind))
             _check_members(members, archive)
+            _check_size(archive, [m.size for m in tf.getmembers() if m.isfile()], max_bytes, max_files)
             tf.extractall(dest, filter="data")
         return
     raise KerasCXRError(f"{archive} is neither a zip nor a tar archive")
@@ -117,7 +144,8 @@ def find_dataset_root(folder: Path) -> Path | None:
     return None
 
 
-def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, log=print) -> Path:
+def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, log=print,
+          max_bytes: int = MAX_EXTRACT_BYTES, max_files: int = MAX_FILES) -> Path:
     """Downloads (resumably), verifies and extracts an archive; returns the dataset root.
 
     Args:
@@ -125,7 +153,10 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, log=prin
         dest: folder to extract into (created).
         sha256: str or None. Expected checksum of the archive; a mismatch is an error and the
             download is discarded. Defaults to None (the checksum is printed to pin later).
+        max_bytes, max_files: caps on what each archive (and each nested one) extracts to.
     """
+    if max_bytes < 1 or max_files < 1:
+        raise KerasCXRError(f"--max-extract-bytes and --max-files must be >= 1. Received: {max_bytes}, {max_files}")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     name = Path(urllib.parse.urlparse(url).path).name or "download"
@@ -146,11 +177,11 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, log=prin
     target = dest / (name.split(".")[0] + "_extracted")
     if not target.exists():
         with atomic_path(target, is_dir=True) as tmp:
-            safe_extract(archive, tmp)
+            safe_extract(archive, tmp, max_bytes, max_files)
             # The Mendeley archive nests ChestXRay2017.zip: extract nested archives one level down.
             for nested in sorted(tmp.rglob("*.zip")) + sorted(tmp.rglob("*.tar.gz")):
                 if "__MACOSX" not in nested.parts:
-                    safe_extract(nested, nested.parent)
+                    safe_extract(nested, nested.parent, max_bytes, max_files)
                     nested.unlink()
     root = find_dataset_root(target)
     if root is None:

@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 from keras_cxr.data.datasets import Record
+from keras_cxr.data.images import load_npz
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.io_utils import atomic_path
+from keras_cxr.io_utils import atomic_path, write_json
 
 FIELDS = ("file", "label", "class", "split")
 
@@ -21,6 +22,23 @@ def write_manifest(path: str | os.PathLike, records: list[Record], class_names: 
             w.writerow(FIELDS)
             for r in records:
                 w.writerow((r.file, r.label, class_names[r.label], r.split))
+
+
+def write_prepared(folder: str | os.PathLike, records: list[Record], class_names: tuple, summary: dict) -> Path:
+    """Writes `folder/summary.json`, then `folder/manifest.csv`; returns the manifest's path.
+
+    In that order, so a manifest always has its summary (a kill between the two leaves only a
+    summary, which a rerun writes again); if the manifest cannot be written (a full disk), the
+    summary is removed too, so nothing is left half-prepared.
+    """
+    folder = Path(folder)
+    write_json(folder / "summary.json", summary)
+    try:
+        write_manifest(folder / "manifest.csv", records, class_names)
+    except BaseException:
+        (folder / "summary.json").unlink(missing_ok=True)
+        raise
+    return folder / "manifest.csv"
 
 
 def read_manifest(path: str | os.PathLike, check_files: bool = True) -> tuple[list[Record], tuple]:
@@ -66,7 +84,26 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> tuple[li
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             raise KerasCXRError(f"{path} lists {len(missing)} image file(s) that do not exist: {shown}")
+        _check_npz_rows(path, records)
     return records, (names[0], names[1])
+
+
+def _check_npz_rows(path: Path, records: list[Record]) -> None:
+    """Every `<file>.npz#<split>/<index>` row names an array the archive has and an index inside
+    it (a negative index would silently read from the end)."""
+    for line, r in enumerate(records, start=2):
+        if ".npz#" not in r.file:
+            continue
+        npz, member = r.file.rsplit("#", 1)
+        split, _, index = member.partition("/")
+        if split not in ("train", "val", "test") or not index.isdigit():
+            raise KerasCXRError(f"{path} line {line}: {r.file!r} must end in #<train|val|test>/<index >= 0>")
+        images = load_npz(npz).get(f"{split}_images")
+        if images is None:
+            raise KerasCXRError(f"{path} line {line}: {npz} has no `{split}_images` array (row {r.file!r})")
+        if int(index) >= len(images):
+            raise KerasCXRError(f"{path} line {line}: index {index} is outside `{split}_images` of {npz} "
+                                f"({len(images)} images)")
 
 
 def label_counts(records: list[Record], splits=("train", "val")) -> list[int]:

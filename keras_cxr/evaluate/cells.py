@@ -1,7 +1,9 @@
 """Per-cell result files: `<out>/cells/<method>__seed<S>.json`, one per finished (method, seed).
 
 A cell file is written atomically, last, after the cell's weights: its presence is what "done"
-means to `evaluate-all` (resume, shards) and all that `report` and the summary read.
+means to `evaluate-all` (resume, shards) and all that `report` and the summary read. It records
+its identity (`cell_identity`): a finished cell is reused only when the data, settings and
+generator it would be made from now are the ones it was made from.
 """
 
 from __future__ import annotations
@@ -9,26 +11,57 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from keras_cxr.identity import differences, file_sha256, folder_sha256
 from keras_cxr.io_utils import write_json
+from keras_cxr.methods import get_method
+
+# Classifier settings that change no cell's numbers: which cells exist, and the summary's CIs.
+NOT_IN_CELL_IDENTITY = ("seeds", "methods", "bootstrap")
 
 
 def cell_path(out_dir, method: str, seed: int) -> Path:
     return Path(out_dir) / "cells" / f"{method}__seed{seed}.json"
 
 
-def is_done(out_dir, method: str, seed: int) -> bool:
-    return cell_path(out_dir, method, seed).exists()
-
-
 def read_cells(out_dir) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "cells").glob("*.json"))]
 
 
+def cell_identity(method: str, seed: int, config, data_sha256: str, models_dir=None, imagenet_weights=None) -> dict:
+    """Everything a cell's numbers depend on: the train/val/test images' bytes, the classifier
+    settings, the initial weights and, for a GAN method, the exported generator's bytes."""
+    settings = config.to_dict()
+    classifier = {k: v for k, v in settings["classifier"].items() if k not in NOT_IN_CELL_IDENTITY}
+    spec = get_method(method, config.gan.alphas).generator
+    generator = None
+    if spec is not None and models_dir is not None and spec.export_dir(models_dir).is_dir():
+        generator = folder_sha256(spec.export_dir(models_dir))
+    return {"method": method, "seed": seed, "data_sha256": data_sha256, "image_size": settings["image_size"],
+            "kernels": settings["kernels"], "classifier": classifier,
+            "weights_init": file_sha256(imagenet_weights) if imagenet_weights else "scratch",
+            "generator_sha256": generator}
+
+
+def cell_state(out_dir, method: str, seed: int, identity: dict) -> str | list[str]:
+    """"missing", "same", "unrecorded" (a cell written before identities were recorded), or the
+    list of differences between the finished cell's identity and `identity`."""
+    path = cell_path(out_dir, method, seed)
+    if not path.exists():
+        return "missing"
+    recorded = json.loads(path.read_text()).get("identity")
+    if recorded is None:
+        return "unrecorded"
+    diffs = differences(recorded, identity)
+    return diffs or "same"
+
+
 def run_cell(method: str, seed: int, config, splits, out_dir, models_dir=None, imagenet_weights=None,
-             verbose: int = 0, session=None) -> dict:
+             verbose: int = 0, session=None, identity: dict | None = None) -> dict:
     """Trains and tests one cell (`classify.train.train_classifier`), then writes its file."""
     from keras_cxr.classify.train import train_classifier
 
     result = train_classifier(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose, session)
+    if identity is not None:
+        result["identity"] = identity
     write_json(cell_path(out_dir, method, seed), result)
     return result

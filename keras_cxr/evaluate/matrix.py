@@ -21,16 +21,17 @@ from pathlib import Path
 from keras_cxr.classify.datasets import Splits
 from keras_cxr.classify.train import ClassifierSession
 from keras_cxr.config import Config, DataConfig
-from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifest, write_manifest
+from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifest, write_prepared
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.evaluate.cells import cell_path, is_done, read_cells, run_cell
+from keras_cxr.evaluate.cells import cell_identity, cell_path, cell_state, read_cells, run_cell
 from keras_cxr.evaluate.paper import paper_setting_differences
 from keras_cxr.evaluate.summary import write_results
 from keras_cxr.evaluate.tracking import quality_probe
 from keras_cxr.gan.generator import check_gan_image_size
 from keras_cxr.gan.run_folder import RunFolder
 from keras_cxr.gan.train import train_gan
-from keras_cxr.io_utils import POLL_S, LockBusy, raise_if_held, remove_stale_tmp, run_lock, write_json
+from keras_cxr.identity import differences, records_sha256, said
+from keras_cxr.io_utils import POLL_S, LockBusy, raise_if_held, remove_stale_tmp, run_lock
 from keras_cxr.methods import registry
 
 
@@ -96,17 +97,31 @@ def prepare_manifest(config: Config, out_dir: Path, data=None, manifest=None, pl
     path = out_dir / "data" / "manifest.csv"
     source = str(default_data_path(data))
     info_path = out_dir / "data" / "summary.json"
-    if path.exists():
-        info = json.loads(info_path.read_text())
-        # Data settings added since the folder was prepared count at their defaults (what it used).
-        prepared = {**dataclasses.asdict(DataConfig()), **(info.get("data_config") or {})}
-        if info.get("data") != source or prepared != config.to_dict()["data"]:
-            raise KerasCXRError(f"{out_dir} was prepared from other data or data settings ({info_path}); use another --out")
+    # A manifest beside its summary is complete (`write_prepared`); one without (a kill between the
+    # two writes of an older version) is prepared again.
+    if path.exists() and info_path.exists():
+        _check_prepared(out_dir, json.loads(info_path.read_text()), source, config, path)
         return path
     records, class_names, info, _ = planned or imbalanced_from_path(source, config.data)
-    write_manifest(path, records, class_names)
-    write_json(info_path, {"data": source, "data_config": config.to_dict()["data"], **info})
-    return path
+    return write_prepared(path.parent, records, class_names, {
+        "data": source, "data_config": config.to_dict()["data"], "content_sha256": records_sha256(records), **info})
+
+
+def _check_prepared(out_dir: Path, info: dict, source: str, config: Config, path: Path) -> None:
+    """A prepared `<out>/data/` is reused only for the same data (by real path), the same data
+    settings and unchanged image bytes."""
+    # Data settings added since the folder was prepared count at their defaults (what it used).
+    prepared = {**dataclasses.asdict(DataConfig()), **(info.get("data_config") or {})}
+    before = {"data": os.path.realpath(str(info.get("data"))), "data_config": prepared}
+    diffs = differences(before, {"data": os.path.realpath(source), "data_config": config.to_dict()["data"]})
+    if diffs:
+        raise KerasCXRError(f"{out_dir} was prepared from other data or data settings ({said(diffs)}); "
+                            f"use another --out")
+    recorded = info.get("content_sha256")  # absent in folders prepared before it was recorded
+    if recorded and records_sha256(read_manifest(path)[0]) != recorded:
+        raise KerasCXRError(f"the images listed in {path} changed since it was prepared (content sha256 "
+                            f"{recorded[:12]}... -> now another): resuming would mix old and new pixels. Use "
+                            f"another --out, or put the original files back")
 
 
 def generators_of(config: Config, methods) -> list:
@@ -128,7 +143,7 @@ def ensure_generator(config: Config, out_dir: Path, manifest: Path, spec, verbos
 
 
 def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str | None = None,
-                 imagenet_weights=None, only_generators: bool = False, verbose: int = 0) -> dict:
+                 imagenet_weights=None, only_generators: bool = False, verbose: int = 0, rebuild: bool = False) -> dict:
     """Runs the preset's (method, seed) matrix, or this shard's part; returns the summary of every
     cell present."""
     out_dir = Path(out_dir)
@@ -149,7 +164,7 @@ def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str |
     if only_generators:
         _train_generators(config, out_dir, manifest, specs[k::n], verbose)
         return {}
-    return _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose)
+    return _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose, rebuild)
 
 
 def _train_generators(config, out_dir, manifest, specs, verbose) -> None:
@@ -174,27 +189,32 @@ def _generator_ready(config, out_dir, manifest, spec, verbose, said: set) -> boo
         return False
 
 
-def _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose) -> dict:
+def _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose, rebuild=False) -> dict:
     c = config.classifier
     known = registry(config.gan.alphas)
     cells = [(m, s) for m in c.methods for s in c.seeds][k::n]
-    todo = [(m, s) for m, s in cells if not is_done(out_dir, m, s)]
+    models_dir = out_dir / "models"
+    data_sha256 = records_sha256(read_manifest(manifest)[0])
+
+    def identity(method, seed):
+        return cell_identity(method, seed, config, data_sha256, models_dir, imagenet_weights)
+
+    todo = _cells_to_run(out_dir, cells, identity, rebuild)
     # Classic methods first: their results appear while no generator has been trained yet.
     todo.sort(key=lambda cell: known[cell[0]].generator is not None)
     print(f"matrix: {len(cells)} cells in this shard ({k}/{n}), {len(cells) - len(todo)} already done, {len(todo)} to run")
     splits = Splits.load(manifest, config.image_size) if todo else None
     session = ClassifierSession(config, imagenet_weights) if todo else None
-    models_dir = out_dir / "models"
-    pending, said, ran, elsewhere = list(todo), set(), 0, []
+    pending, said_busy, ran, elsewhere = list(todo), set(), 0, []
     t0 = time.perf_counter()
     while pending:
         progressed = False
         for method, seed in list(pending):
             spec = known[method].generator
-            if spec is not None and not _generator_ready(config, out_dir, manifest, spec, verbose, said):
+            if spec is not None and not _generator_ready(config, out_dir, manifest, spec, verbose, said_busy):
                 continue  # another process trains it: come back to this cell later
             r = _run_cell_locked(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose,
-                                 session, said)
+                                 session, said_busy, identity(method, seed))
             if r is BUSY:
                 continue  # another process runs it (or died running it: its lock goes stale)
             pending.remove((method, seed))
@@ -216,10 +236,35 @@ def _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose) -> d
     return _write_summary(config, out_dir, manifest, imagenet_weights)
 
 
+def _cells_to_run(out_dir, cells, identity, rebuild: bool) -> list:
+    """The cells not yet finished with today's identity. A finished cell made from other data,
+    settings or generator is refused (nothing mixed in one results table), or with `rebuild`
+    run again; cells written before identities were recorded are reused, with a note."""
+    todo, stale, unrecorded = [], [], 0
+    for method, seed in cells:
+        state = cell_state(out_dir, method, seed, identity(method, seed))
+        if state == "unrecorded":
+            unrecorded += 1
+        elif state != "same":
+            todo.append((method, seed))
+            if state != "missing":
+                stale.append(f"{method} seed {seed}: {said(state, 2)}")
+    if stale and not rebuild:
+        raise KerasCXRError(f"{len(stale)} finished cell(s) in {out_dir / 'cells'} were made from other data, settings "
+                            f"or generators ({'; '.join(stale[:2])}{'; ...' if len(stale) > 2 else ''}): reusing them "
+                            f"would mix results. Rerun with --rebuild to replace those cells, or use another --out")
+    if stale:
+        print(f"rebuild: {len(stale)} cell(s) made from other data, settings or generators run again", flush=True)
+    if unrecorded:
+        print(f"note: {unrecorded} finished cell(s) predate identity records and are reused unchecked", flush=True)
+    return todo
+
+
 BUSY = object()  # a cell whose lock another live process holds
 
 
-def _run_cell_locked(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose, session, said):
+def _run_cell_locked(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose, session, said_busy,
+                     identity):
     """Runs one cell under its lock: its result; None when another process has finished it; BUSY
     while another process holds it (said once)."""
     name = cell_path(out_dir, method, seed).stem
@@ -227,14 +272,14 @@ def _run_cell_locked(method, seed, config, splits, out_dir, models_dir, imagenet
         try:
             stack.enter_context(run_lock(out_dir / "cells", f".{name}.lock", what=f"evaluate-all cell {name}"))
         except LockBusy as busy:
-            if name not in said:
+            if name not in said_busy:
                 print(f"waiting: {busy.in_use()}", flush=True)
-                said.add(name)
+                said_busy.add(name)
             return BUSY
-        if is_done(out_dir, method, seed):  # finished by another process since this one looked
+        if cell_state(out_dir, method, seed, identity) in ("same", "unrecorded"):  # finished by another process
             return None
         remove_stale_tmp(out_dir / "cells", out_dir / "weights", prefix=f"{name}.")  # a killed run's
-        return run_cell(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose, session)
+        return run_cell(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose, session, identity)
 
 
 def _write_summary(config, out_dir, manifest, imagenet_weights) -> dict:

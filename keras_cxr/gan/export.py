@@ -24,12 +24,20 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from keras_cxr.config import check_seed
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.grid import to_uint8
 from keras_cxr.io_utils import atomic_path
 
-GENERATE_CHUNK = 256
-DEFAULT_MAX_IMAGES = 4096  # one `generate` call's ceiling: 4,096 128x128 images are 256 MiB of float32
+GENERATE_CHUNK = 256  # `generate` runs the generator on at most this many latents at a time
+# One `generate` call's ceiling: its output, 4,096 128x128 images, is 256 MiB of float32; the
+# generator's activations stay those of one chunk whatever the request (README "Serving").
+DEFAULT_MAX_IMAGES = 4096
+MAX_SERVING_BATCH = 256  # the most latents one `serving_default` request may carry
+PROBE_IMAGES = 8  # images a generator makes when loaded, to check it before use
+# What `assets.extra/keras_cxr.json` must hold for keras_cxr to use a SavedModel as a generator.
+REQUIRED_META = ("kind", "latent_dim", "pixel_range", "image_size")
+GENERATE_INPUTS = {"num_images": tf.int32, "label": tf.int32, "seed": tf.int64}
 
 
 def images_from_generator_output(output, pixel_range: str = "0_1"):
@@ -68,6 +76,23 @@ def serving_functions(generator, meta: dict) -> dict:
             out = generator(latent, training=False)
         return {"images": images_from_generator_output(out, pixel_range)}
 
+    def in_chunks(latent, labels=None):
+        # The generator runs on GENERATE_CHUNK latents at a time, one chunk after the other, so a
+        # request's peak memory is one chunk's activations plus its output, whatever its size.
+        # A request of at most one chunk runs the generator once on all of it, as before chunking.
+        n = tf.shape(latent)[0]
+        count = (n + GENERATE_CHUNK - 1) // GENERATE_CHUNK
+        side = int(meta["image_size"])
+        parts = tf.TensorArray(tf.float32, size=count, infer_shape=False, element_shape=[None, side, side, 1])
+
+        def step(k, parts):
+            window = slice(k * GENERATE_CHUNK, tf.minimum((k + 1) * GENERATE_CHUNK, n))
+            out = images(latent[window], None if labels is None else labels[window])["images"]
+            return k + 1, parts.write(k, tf.cast(out, tf.float32))
+
+        _, parts = tf.while_loop(lambda k, _: k < count, step, (tf.constant(0), parts), parallel_iterations=1)
+        return {"images": parts.concat()}
+
     def generate(num_images, label, seed):
         num_images = checked(
             num_images, tf.debugging.assert_non_negative(num_images, message="num_images must be >= 0"),
@@ -76,14 +101,21 @@ def serving_functions(generator, meta: dict) -> dict:
         latent = tf.random.stateless_normal(
             tf.stack([num_images, latent_dim]), tf.stack([seed, tf.constant(0, tf.int64)]))
         if conditional:
-            return images(latent, tf.fill([num_images], label))
-        return images(checked(latent, tf.debugging.assert_equal(
+            return in_chunks(latent, tf.fill([num_images], label))
+        return in_chunks(checked(latent, tf.debugging.assert_equal(
             label, generated_label, message=f"this DCGAN generator was trained on label {generated_label} only")))
+
+    def serve(latent, label=None):
+        latent = checked(latent, tf.debugging.assert_less_equal(
+            tf.shape(latent)[0], MAX_SERVING_BATCH,
+            message=f"serving_default takes at most {MAX_SERVING_BATCH} latents a request (use `generate` "
+                    f"for more, up to max_images={max_images})"))
+        return images(latent, label) if conditional else images(latent)
 
     latent_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="latent")
     serve_spec = [latent_spec, tf.TensorSpec([None], tf.int32, name="label")] if conditional else [latent_spec]
     return {
-        "serving_default": (images, serve_spec),
+        "serving_default": (serve, serve_spec),
         "generate": (generate, [tf.TensorSpec([], tf.int32, name="num_images"),
                                 tf.TensorSpec([], tf.int32, name="label"),
                                 tf.TensorSpec([], tf.int64, name="seed")]),
@@ -122,19 +154,54 @@ def read_meta(path: str | os.PathLike) -> dict:
 
 
 def load_generator(path: str | os.PathLike):
-    """Loads an exported generator; returns (loaded SavedModel, metadata dict)."""
+    """Loads an exported generator; returns (loaded SavedModel, metadata dict).
+
+    Only keras_cxr's generators load: the metadata must name what the generator is, and the
+    `generate` signature must take keras_cxr's inputs and return `images`.
+    """
     path = Path(path)
     pb = path / "saved_model.pb"
     if not pb.is_file():
         raise KerasCXRError(f"not a SavedModel folder (no saved_model.pb file): {path}")
-    meta = read_meta(path)
     try:
         loaded = tf.saved_model.load(str(path))
-        loaded.signatures["generate"]
+        fn = loaded.signatures["generate"]
     except Exception as exc:  # protobuf DecodeError, OSError, KeyError...: all mean "not our SavedModel"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KerasCXRError(f"cannot load the generator SavedModel {pb}: {first[:300]}") from None
+    meta = read_meta(path)
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise KerasCXRError(f"{path} is not a keras_cxr generator: its assets.extra/keras_cxr.json "
+                            f"{'is missing' if not meta else 'lacks ' + ', '.join(missing)}")
+    inputs = {k: v.dtype for k, v in fn.structured_input_signature[1].items()}
+    if inputs != GENERATE_INPUTS or "images" not in fn.structured_outputs:
+        got = ", ".join(f"{k} {v.name}" for k, v in inputs.items())
+        raise KerasCXRError(f"{path}: its `generate` signature takes ({got}) and returns "
+                            f"{sorted(fn.structured_outputs)}; a keras_cxr generator takes (num_images int32, "
+                            f"label int32, seed int64) and returns images")
     return loaded, meta
+
+
+def probe_generator(fn, meta: dict, label: int, path) -> None:
+    """Makes PROBE_IMAGES images and refuses a generator whose output is not finite, not in
+    [0, 1], not [n, S, S, 1] at its recorded image size, or one flat grey."""
+    side = int(meta["image_size"])
+    try:
+        out = next(iter_generated(fn, PROBE_IMAGES, label, 0))
+    except tf.errors.OpError as exc:
+        raise KerasCXRError(f"generator {path} fails on a probe request: {exc.message.splitlines()[0][:300]}") from None
+    problem = None
+    if out.shape != (PROBE_IMAGES, side, side, 1):
+        problem = f"makes images of shape {out.shape[1:]}, not ({side}, {side}, 1) (its recorded image size, grayscale)"
+    elif not np.isfinite(out).all():
+        problem = "makes non-finite pixels (NaN or inf)"
+    elif out.min() < 0 or out.max() > 1:
+        problem = f"makes pixels outside [0, 1] (min {out.min():.3g}, max {out.max():.3g})"
+    elif all(np.ptp(img) < 1 / 255 for img in out):
+        problem = "makes flat images (one grey value each)"
+    if problem:
+        raise KerasCXRError(f"generator {path} {problem} for label {label}: it is not used")
 
 
 def iter_generated(generate_fn, n: int, label: int, seed: int, chunk: int = GENERATE_CHUNK):
@@ -150,17 +217,25 @@ def iter_generated(generate_fn, n: int, label: int, seed: int, chunk: int = GENE
         yield out["images"].numpy()
 
 
-def _checked(path, n: int, label: int):
+def _checked(path, n: int, label: int, seed: int):
     """Loads the generator after checking a request against it; returns (generate fn, meta)."""
     if n < 1:
         raise KerasCXRError(f"`n` must be >= 1. Received: n={n}")
     if label not in (0, 1):
         raise KerasCXRError(f"`label` must be 0 or 1. Received: label={label}")
+    check_seed("seed", seed)
+    return open_generator(path, label)
+
+
+def open_generator(path, label: int):
+    """Loads and probes a generator for `label`; returns (its generate function, metadata)."""
     loaded, meta = load_generator(path)
     if meta.get("kind") == "dcgan" and label != meta.get("generated_label"):
         raise KerasCXRError(
             f"{path} is a DCGAN trained on label {meta.get('generated_label')} only. Received: label={label}")
-    return loaded.signatures["generate"], meta
+    fn = loaded.signatures["generate"]
+    probe_generator(fn, meta, label, path)
+    return fn, meta
 
 
 def _chunk(meta: dict) -> int:
@@ -169,7 +244,7 @@ def _chunk(meta: dict) -> int:
 
 def generate_images(path, n: int, label: int, seed: int) -> np.ndarray:
     """float32 [n, H, W, 1] in [0, 1] through the `generate` signature (see `iter_generated`)."""
-    fn, meta = _checked(path, n, label)
+    fn, meta = _checked(path, n, label, seed)
     return np.concatenate(list(iter_generated(fn, n, label, seed, _chunk(meta))))
 
 
@@ -178,7 +253,7 @@ def generate_to_folder(path, n: int, label: int, seed: int, out_dir, progress: b
 
     Files are `label{L}_seed{S}_{i:05d}.png`, each written atomically; returns how many.
     """
-    fn, meta = _checked(path, n, label)
+    fn, meta = _checked(path, n, label, seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bar = keras.utils.Progbar(n, unit_name="image") if progress and n > _chunk(meta) else None

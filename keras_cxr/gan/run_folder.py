@@ -26,6 +26,7 @@ import numpy as np
 from keras_cxr.config import DataConfig, GANConfig
 from keras_cxr.data import write_manifest
 from keras_cxr.errors import KerasCXRError
+from keras_cxr.identity import differences, said
 from keras_cxr.io_utils import atomic_path, remove_stale_tmp, run_lock, write_json
 from keras_cxr.methods import GeneratorSpec
 
@@ -143,9 +144,13 @@ class RunFolder:
             write_json(self.config_path, run_config)
             return
         previous = json.loads(self.config_path.read_text())
-        if run_identity(previous) != run_identity(run_config):
-            raise KerasCXRError(f"{self.dir} was started with a different configuration ({self.config_path}); "
-                                f"use another --out, or delete {self.dir} to start over")
+        now = dict(run_config)
+        if "train_sha256" not in previous:  # a run started before content was recorded: not comparable
+            now.pop("train_sha256", None)
+        diffs = differences(run_identity(previous), run_identity(now))
+        if diffs:
+            raise KerasCXRError(f"{self.dir} was started with other data or settings ({said(diffs)}): resuming "
+                                f"would mix them. Use another --out, or delete {self.dir} to start over")
 
     def done(self) -> dict | None:
         return json.loads(self.done_path.read_text()) if self.done_path.exists() else None

@@ -23,6 +23,7 @@ from keras_cxr.gan.generator import build_generator, check_gan_image_size
 from keras_cxr.gan.grid import save_grid
 from keras_cxr.gan.run_folder import EVAL_FIELDS, LOG_FIELDS, RunFolder
 from keras_cxr.gan.selection import best_row
+from keras_cxr.identity import records_sha256
 from keras_cxr.kernels import Kernels, resolve
 from keras_cxr.kernels.adam import FusedAdam
 from keras_cxr.methods import GeneratorSpec
@@ -242,7 +243,8 @@ def _plan(spec: GeneratorSpec, config: Config, records, class_names, source) -> 
     gan_preset = {k: v for k, v in config.to_dict().items() if k != "classifier"}
     run_config = {"kind": spec.kind, "alpha": spec.alpha, "preset": gan_preset,
                   "generated_label": None if spec.conditional else minority, "class_names": list(class_names),
-                  "train_files": len(train), "train_counts": counts}
+                  "train_files": len(train), "train_counts": counts,
+                  "train_sha256": records_sha256(train)}  # the images' bytes: a resume on changed data is refused
     return train, run_config
 
 

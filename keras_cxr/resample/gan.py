@@ -34,14 +34,13 @@ def generated_stream(path: str, label: int, count: int, seed: int, image_size: i
     paper's fixed synthetic set, without holding it in memory.
     """
     # TensorFlow is imported here, not with the module: classic resamplers never need it.
-    from keras_cxr.gan.export import iter_generated, load_generator
+    from keras_cxr.gan.export import iter_generated, open_generator
     from keras_cxr.gan.grid import to_uint8
 
-    loaded, meta = load_generator(path)
-    if meta.get("image_size") not in (None, image_size):
+    fn, meta = open_generator(path, label)  # checked and probed before a cell trains on it
+    if meta["image_size"] != image_size:
         raise KerasCXRError(f"generator {path} makes {meta['image_size']}x{meta['image_size']} images; "
                             f"the classifier expects {image_size}x{image_size}")
-    fn = loaded.signatures["generate"]
 
     def stream():
         for chunk in iter_generated(fn, count, label, seed):
