@@ -121,10 +121,19 @@ def test_reused_session_equals_fresh_model(tmp_path):
     splits = Splits.load(manifest, config.image_size)
     fresh = train_classifier("oversample", 3, config, splits, tmp_path / "a")
     session = ClassifierSession(config)
-    train_classifier("undersample", 1, config, splits, tmp_path / "b", session=session)  # dirty it
+    # Dirty it, and keep seed 3's initial weights: the second cell reuses them and the twin the
+    # weights are saved from, where a fresh model builds both.
+    train_classifier("undersample", 3, config, splits, tmp_path / "b", session=session)
     reused = train_classifier("oversample", 3, config, splits, tmp_path / "b", session=session)
     assert reused["metrics"]["confusion_matrix"] == fresh["metrics"]["confusion_matrix"]
+    assert reused["test_scores"] == fresh["test_scores"]
     np.testing.assert_allclose(reused["history"]["loss"], fresh["history"]["loss"], rtol=1e-4)
+    import h5py
+
+    with h5py.File(fresh["weights"]) as a, h5py.File(reused["weights"]) as b:
+        arrays = []
+        a.visititems(lambda name, obj: arrays.append(name) if isinstance(obj, h5py.Dataset) else None)
+        assert arrays and all(np.array_equal(a[n][()], b[n][()]) for n in arrays)
 
 
 def test_report_writes_every_section_and_no_broken_links(tiny_matrix):

@@ -74,17 +74,38 @@ class ClassifierSession:
         )
         self.model.optimizer.build(self.model.trainable_variables)
         self._optimizer_init = [v.numpy() for v in self.model.optimizer.variables]
+        self._initial: dict[int, list] = {}  # seed -> initial weights: built once per seed (~0.5 s each)
+        self._inference = None  # the uncompiled twin `save_weights` writes from, built once
 
     def reset(self, seed: int) -> keras.Model:
-        """The model with seed `seed`'s initial weights (ImageNet body if given) and a fresh optimizer."""
+        """The model with seed `seed`'s initial weights (ImageNet body if given) and a fresh optimizer.
+
+        The weights a fresh build under `set_random_seed(seed)` gets are built once per seed and
+        kept: the matrix's methods share each seed's initial weights. Nothing a cell does after
+        this draws from Keras' global random state (its shuffles, augmentation and generated
+        latents are keyed on the seed), so a kept copy trains exactly as a new build would
+        (tested: `test_reused_session_equals_fresh_model`)."""
         keras.utils.set_random_seed(seed)
-        fresh = build_classifier(self.config, kernels=self.kernels).model
-        if self.imagenet_weights:
-            backbone(self.config.classifier.backbone).load_imagenet(fresh, self.imagenet_weights)
-        self.model.set_weights(fresh.get_weights())
+        if seed not in self._initial:
+            fresh = build_classifier(self.config, kernels=self.kernels).model
+            if self.imagenet_weights:
+                backbone(self.config.classifier.backbone).load_imagenet(fresh, self.imagenet_weights)
+            self._initial[seed] = fresh.get_weights()
+        self.model.set_weights(self._initial[seed])
         for v, init in zip(self.model.optimizer.variables, self._optimizer_init):
             v.assign(init)
         return self.model
+
+    def save_weights(self, path: Path) -> None:
+        """Writes the model's weights from an uncompiled twin: a compiled model's save_weights also
+        stores the Adam slots (twice the model's size), which inference and Grad-CAM never need."""
+        if self._inference is None:
+            self._inference = build_classifier(self.config).model
+        self._inference.set_weights(self.model.get_weights())
+        with atomic_path(path) as tmp:
+            tmp_h5 = tmp.with_name(tmp.name + ".weights.h5")
+            self._inference.save_weights(tmp_h5)
+            tmp_h5.replace(tmp)
 
 
 def train_classifier(method: str, seed: int, config: Config, splits: Splits, out_dir, models_dir=None,
@@ -118,7 +139,7 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     train_s = time.perf_counter() - t1
     scores, metrics = _test(model, splits, c.batch_size)
     weights_path = Path(out_dir) / "weights" / f"{method}__seed{seed}.weights.h5"
-    _save_weights(model, config, weights_path)
+    session.save_weights(weights_path)
     return {
         "method": method, "seed": seed, "preset": config.name, "image_size": config.image_size,
         "kernels": config.kernels,
@@ -141,14 +162,3 @@ def _test(model, splits: Splits, batch_size: int) -> tuple[np.ndarray, dict]:
     probs = model.predict(eval_dataset(*splits.test, batch_size), verbose=0)
     scores = probs[:, 1] / np.maximum(probs.sum(axis=1), 1e-12)  # two independent sigmoids -> P(pneumonia)
     return scores, binary_metrics(splits.test[1], probs.argmax(axis=1), scores)
-
-
-def _save_weights(model, config: Config, path: Path) -> None:
-    # Saved from an uncompiled twin: a compiled model's save_weights also stores the Adam slots
-    # (twice the model's size), which inference and Grad-CAM never need.
-    inference = build_classifier(config).model
-    inference.set_weights(model.get_weights())
-    with atomic_path(path) as tmp:
-        tmp_h5 = tmp.with_name(tmp.name + ".weights.h5")
-        inference.save_weights(tmp_h5)
-        tmp_h5.replace(tmp)
