@@ -32,11 +32,15 @@ demo: install  ## install, then the whole chain on the bundled sample with the t
 	$(PY) -m keras_cxr generate --generator $(DEMO_OUT)/models/cdcgan_a050/1 --n 16 --label 1 --seed $(SEED) --out $(DEMO_OUT)/generated
 	@echo "demo done: $(DEMO_OUT)/results.md and $(DEMO_OUT)/report.md"
 
-test: install  ## run the whole test suite (tiny preset, small data; a few minutes)
-	$(PY) -m pytest -q -p no:cacheprovider
+# Two pytest-xdist workers, a test file each at a time: much of the suite waits on subprocesses
+# (the CLI, saved_model_cli, the wheel build), and a file's module fixtures stay on one worker.
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+
+test: install  ## run the whole test suite (tiny preset, small data; about 10 minutes on 2 cores)
+	$(PYTEST)
 
 test-fast: install  ## tests without the slow end-to-end ones
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PYTEST) -m "not slow"
 
 data-summary:  ## counts, image modes and duplicates of DATA
 	$(PY) -m keras_cxr data summary $(DATA)

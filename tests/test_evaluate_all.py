@@ -82,14 +82,6 @@ def test_evaluate_all_bad_arguments(tmp_path, capsys):
     assert "`--shard` must be K/N" in capsys.readouterr().err
 
 
-def test_the_classifier_takes_medmnist_size(tiny_data, tmp_path, capsys):
-    # 28x28 (not a power of two): the classifier trains and tests; only the GANs need 2^k.
-    assert main(["train-classifier", "--method", "smote", "--preset", "tiny", "--set", "image_size=28",
-                 "--manifest", str(tiny_data), "--out", str(tmp_path), "--quiet"]) == 0
-    cell = json.loads((tmp_path / "cells" / "smote__seed0.json").read_text())
-    assert sum(map(sum, cell["metrics"]["confusion_matrix"])) == 100 and len(cell["test_scores"]) == 100
-
-
 def test_shard_auto_reads_the_cluster_variables():
     from keras_cxr.errors import KerasCXRError
     from keras_cxr.evaluate.matrix import parse_shard
@@ -106,34 +98,6 @@ def test_shard_auto_reads_the_cluster_variables():
                          ({}, "none is set")):
         with pytest.raises(KerasCXRError, match=message):
             parse_shard("auto", env)
-
-
-def test_reused_session_equals_fresh_model(tmp_path):
-    import numpy as np
-
-    from keras_cxr.classify.datasets import Splits
-    from keras_cxr.classify.train import ClassifierSession, train_classifier
-    from keras_cxr.config import load_preset
-    from keras_cxr.evaluate.matrix import prepare_manifest
-
-    config = load_preset("tiny")
-    manifest = prepare_manifest(config, tmp_path)
-    splits = Splits.load(manifest, config.image_size)
-    fresh = train_classifier("oversample", 3, config, splits, tmp_path / "a")
-    session = ClassifierSession(config)
-    # Dirty it, and keep seed 3's initial weights: the second cell reuses them and the twin the
-    # weights are saved from, where a fresh model builds both.
-    train_classifier("undersample", 3, config, splits, tmp_path / "b", session=session)
-    reused = train_classifier("oversample", 3, config, splits, tmp_path / "b", session=session)
-    assert reused["metrics"]["confusion_matrix"] == fresh["metrics"]["confusion_matrix"]
-    assert reused["test_scores"] == fresh["test_scores"]
-    np.testing.assert_allclose(reused["history"]["loss"], fresh["history"]["loss"], rtol=1e-4)
-    import h5py
-
-    with h5py.File(fresh["weights"]) as a, h5py.File(reused["weights"]) as b:
-        arrays = []
-        a.visititems(lambda name, obj: arrays.append(name) if isinstance(obj, h5py.Dataset) else None)
-        assert arrays and all(np.array_equal(a[n][()], b[n][()]) for n in arrays)
 
 
 def test_report_writes_every_section_and_no_broken_links(tiny_matrix):
