@@ -64,8 +64,9 @@ def _flatten(value, prefix: str = "") -> dict:
 
 
 def _short(value) -> str:
-    text = json.dumps(value)
-    return text[:12] + "..." if isinstance(value, str) and len(value) == 64 else text  # a digest
+    if isinstance(value, str) and len(value) == 64:  # a sha256: its first 12 digits say enough
+        return value[:12] + "..."
+    return json.dumps(value)
 
 
 def differences(before: dict, now: dict) -> list[str]:

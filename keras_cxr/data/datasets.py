@@ -7,6 +7,7 @@ the scan doubles as the `data summary` (modes, sizes, pixel-identical duplicates
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,7 +50,8 @@ class ScanResult:
     sizes: Counter = field(default_factory=Counter)
     duplicates: list = field(default_factory=list)  # groups of files with identical pixels
     duplicate_records: list = field(default_factory=list)  # the same groups, as Record.file values
-    ignored: list = field(default_factory=list)  # non-split folders and hidden files passed over
+    ignored: list = field(default_factory=list)  # non-split folders passed over
+    debris: int = 0  # hidden and system files and folders skipped (.DS_Store, Thumbs.db, __MACOSX/)
 
     def counts(self) -> dict:
         """{split: [count of class 0, count of class 1, ...]} for the splits present."""
@@ -65,8 +67,21 @@ def _set_duplicates(result: ScanResult, by_digest: dict) -> None:
     result.duplicate_records = [[file for _, file in g] for g in groups]
 
 
+# What copying a folder from a Mac or a Windows share leaves beside the images: skipped (and
+# counted in one note), never an error. Other hidden files and `__...` folders are skipped too.
+SYSTEM_FILES = ("thumbs.db", "desktop.ini", "ehthumbs.db")
+
+
 def _is_hidden(name: str) -> bool:
-    return name.startswith(".") or name.startswith("__")
+    """Hidden files (`.DS_Store`, `._IMG.png`), `__MACOSX/` and Windows' folder files."""
+    return name.startswith(".") or name.startswith("__") or name.lower() in SYSTEM_FILES
+
+
+def _visible(folder: Path, result: ScanResult) -> list[Path]:
+    """The entries of `folder` that are not system debris; the debris is counted in `result`."""
+    entries = sorted(folder.iterdir())
+    result.debris += sum(1 for e in entries if _is_hidden(e.name))
+    return [e for e in entries if not _is_hidden(e.name)]
 
 
 def _list_folder(root: Path, class_names: tuple, result: ScanResult) -> list[tuple[Path, int, str]]:
@@ -74,14 +89,12 @@ def _list_folder(root: Path, class_names: tuple, result: ScanResult) -> list[tup
     if not (root / "train").is_dir():
         raise KerasCXRError(f"missing train/ folder under {root} (expected ROOT/train/<CLASS>/*.png)")
     items = []
-    for entry in sorted(root.iterdir()):
-        if _is_hidden(entry.name):
-            continue
+    for entry in _visible(root, result):
         if entry.name not in SPLITS or not entry.is_dir():
             result.ignored.append(str(entry))
             continue
         split_dir = entry
-        class_dirs = [d for d in sorted(split_dir.iterdir()) if not _is_hidden(d.name)]
+        class_dirs = _visible(split_dir, result)
         for d in class_dirs:
             if not d.is_dir():
                 raise KerasCXRError(
@@ -90,8 +103,10 @@ def _list_folder(root: Path, class_names: tuple, result: ScanResult) -> list[tup
                 )
             if d.name not in class_names:
                 raise KerasCXRError(
-                    f"unknown class folder {d} (known: {', '.join(class_names)}; "
-                    f"set the class names with --class-names)"
+                    f"unknown class folder {d} (known: {', '.join(class_names)}). Name yours in label order "
+                    f"with `data prepare {root} --class-names A,B --minority-class B --out DIR` (or `data summary "
+                    f"--class-names A,B`), "
+                    f"then train from DIR/manifest.csv with --manifest"
                 )
         present = {d.name for d in class_dirs}
         for label, name in enumerate(class_names):
@@ -100,7 +115,7 @@ def _list_folder(root: Path, class_names: tuple, result: ScanResult) -> list[tup
                 raise KerasCXRError(
                     f"split '{split_dir.name}' has no {name} folder ({d}): both classes are required"
                 )
-            files = [f for f in sorted(d.iterdir()) if not _is_hidden(f.name)]
+            files = _visible(d, result)
             if not files:
                 raise KerasCXRError(f"class folder is empty: {d}")
             for f in files:
@@ -155,6 +170,9 @@ def _scan_folder(root: Path, class_names, extra_normal, skip_corrupt, workers) -
         )
     _set_duplicates(result, by_digest)
     _check_both_classes(result)
+    if result.debris:
+        print(f"note: skipped {result.debris} hidden or system file(s) under {root} (.DS_Store, Thumbs.db, "
+              f"desktop.ini, __MACOSX/ and the like)", file=sys.stderr)
     return result
 
 

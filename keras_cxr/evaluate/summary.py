@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -158,12 +159,14 @@ def _paired_section(summary: dict) -> list[str]:
 
 
 def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title: str, context: str,
-                  not_like_the_paper: list[str] | None = None) -> dict:
+                  not_like_the_paper: list[str] | None = None, manifest=None) -> dict:
     """Writes results.json, results.csv (one row per cell) and results.md; returns the summary.
-    `not_like_the_paper`: how the setting differs from the paper's (its columns are left out)."""
+    `not_like_the_paper`: how the setting differs from the paper's (its columns are left out).
+    `manifest`: the manifest the cells were trained on, recorded for `report`."""
     out_dir = Path(out_dir)
     summary = summarize(cells, methods, seeds, n_boot)
-    write_json(out_dir / "results.json", {"summary": summary, "cells": [
+    where = {"manifest": os.path.abspath(manifest)} if manifest is not None else {}
+    write_json(out_dir / "results.json", {**where, "summary": summary, "cells": [
         {k: c[k] for k in ("method", "seed", "metrics", "train_counts", "best_epoch", "timings_s", "weights_init")}
         for c in cells]})
     buf = io.StringIO()

@@ -175,13 +175,25 @@ def _exported_generators(results: Path) -> list[GeneratorSpec]:
     return sorted(specs, key=lambda s: (s.conditional, s.alpha or 0.0))
 
 
+def _manifest_of(results: Path) -> Path:
+    """The manifest an evaluate-all folder's cells were trained on: its own `data/manifest.csv`,
+    or the one given with `--manifest` (recorded in results.json)."""
+    own = results / "data" / "manifest.csv"
+    summary = results / "results.json"
+    if not own.exists() and summary.exists():
+        recorded = json.loads(summary.read_text()).get("manifest")
+        if recorded:
+            return Path(recorded)
+    return own
+
+
 def _load_context(results_dir, n_generated: int) -> _Context:
     results = Path(results_dir)
     cells = read_cells(results)
     if not cells:
         raise KerasCXRError(f"no cells in {results / 'cells'}: run `evaluate-all --out {results}` first")
     image_size = cells[0]["image_size"]
-    manifest = results / "data" / "manifest.csv"
+    manifest = _manifest_of(results)
     splits = Splits.load(manifest, image_size)
     assets = results / "report"
     assets.mkdir(parents=True, exist_ok=True)
