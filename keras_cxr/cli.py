@@ -204,10 +204,9 @@ def _config(args):
 
 def cmd_train_classifier(args) -> dict:
     from keras_cxr.classify.datasets import Splits
-    from keras_cxr.data import read_manifest
+    from keras_cxr.data import manifest_sha256
     from keras_cxr.evaluate.cells import cell_identity, run_cell
     from keras_cxr.evaluate.matrix import prepare_manifest
-    from keras_cxr.identity import records_sha256
     from keras_cxr.methods import get_method
 
     _split_weights(args)
@@ -218,8 +217,7 @@ def cmd_train_classifier(args) -> dict:
     manifest = prepare_manifest(config, out, args.data, args.manifest)
     splits = Splits.load(manifest, config.image_size)
     models = args.models or out / "models"
-    identity = cell_identity(args.method, args.seed, config, records_sha256(read_manifest(manifest)[0]), models,
-                             weights)
+    identity = cell_identity(args.method, args.seed, config, manifest_sha256(manifest), models, weights)
     r = run_cell(args.method, args.seed, config, splits, out, models, weights,
                  verbose=0 if args.quiet else 1, identity=identity)
     m = r["metrics"]

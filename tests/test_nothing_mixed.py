@@ -101,8 +101,7 @@ class _Fake(tf.Module):
 
 def _fake_generator(path, make=None, signature=None, meta=META):
     module = _Fake(make) if make else signature
-    fn = module.generate if make else module.generate
-    tf.saved_model.save(module, str(path), signatures={"generate": fn, "serving_default": fn})
+    tf.saved_model.save(module, str(path), signatures={"generate": module.generate, "serving_default": module.generate})
     (path / "assets.extra").mkdir(exist_ok=True)
     (path / "assets.extra" / "keras_cxr.json").write_text(json.dumps(meta))
     return path

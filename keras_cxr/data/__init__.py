@@ -6,7 +6,7 @@
 from keras_cxr.data.datasets import Record, ScanResult, scan_dataset
 from keras_cxr.data.images import ImageError, read_grayscale
 from keras_cxr.data.imbalance import build_manifest, imbalanced_from_path
-from keras_cxr.data.manifest import read_manifest, write_manifest, write_prepared
+from keras_cxr.data.manifest import manifest_sha256, read_manifest, write_manifest, write_prepared
 from keras_cxr.data.sample import SAMPLE_DIR, default_data_path
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ScanResult",
     "build_manifest",
     "imbalanced_from_path",
+    "manifest_sha256",
     "default_data_path",
     "read_grayscale",
     "read_manifest",

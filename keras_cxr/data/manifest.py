@@ -9,6 +9,7 @@ from pathlib import Path
 from keras_cxr.data.datasets import Record
 from keras_cxr.data.images import load_npz
 from keras_cxr.errors import KerasCXRError
+from keras_cxr.identity import records_sha256
 from keras_cxr.io_utils import atomic_path, write_json
 
 FIELDS = ("file", "label", "class", "split")
@@ -104,6 +105,12 @@ def _check_npz_rows(path: Path, records: list[Record]) -> None:
         if int(index) >= len(images):
             raise KerasCXRError(f"{path} line {line}: index {index} is outside `{split}_images` of {npz} "
                                 f"({len(images)} images)")
+
+
+def manifest_sha256(path: str | os.PathLike) -> str:
+    """The content digest of a manifest's images (`identity.records_sha256` of its records): what
+    cells and prepared folders record and compare."""
+    return records_sha256(read_manifest(path)[0])
 
 
 def label_counts(records: list[Record], splits=("train", "val")) -> list[int]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from keras_cxr.classify.datasets import Splits
 from keras_cxr.classify.train import ClassifierSession
 from keras_cxr.config import Config, DataConfig
-from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifest, write_prepared
+from keras_cxr.data import default_data_path, imbalanced_from_path, manifest_sha256, read_manifest, write_prepared
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.evaluate.cells import cell_identity, cell_path, cell_state, read_cells, run_cell
 from keras_cxr.evaluate.paper import paper_setting_differences
@@ -118,7 +118,7 @@ def _check_prepared(out_dir: Path, info: dict, source: str, config: Config, path
         raise KerasCXRError(f"{out_dir} was prepared from other data or data settings ({said(diffs)}); "
                             f"use another --out")
     recorded = info.get("content_sha256")  # absent in folders prepared before it was recorded
-    if recorded and records_sha256(read_manifest(path)[0]) != recorded:
+    if recorded and manifest_sha256(path) != recorded:
         raise KerasCXRError(f"the images listed in {path} changed since it was prepared (content sha256 "
                             f"{recorded[:12]}... -> now another): resuming would mix old and new pixels. Use "
                             f"another --out, or put the original files back")
@@ -194,7 +194,7 @@ def _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose, rebu
     known = registry(config.gan.alphas)
     cells = [(m, s) for m in c.methods for s in c.seeds][k::n]
     models_dir = out_dir / "models"
-    data_sha256 = records_sha256(read_manifest(manifest)[0])
+    data_sha256 = manifest_sha256(manifest)
 
     def identity(method, seed):
         return cell_identity(method, seed, config, data_sha256, models_dir, imagenet_weights)

@@ -33,7 +33,9 @@ GENERATE_CHUNK = 256  # `generate` runs the generator on at most this many laten
 # One `generate` call's ceiling: its output, 4,096 128x128 images, is 256 MiB of float32; the
 # generator's activations stay those of one chunk whatever the request (README "Serving").
 DEFAULT_MAX_IMAGES = 4096
-MAX_SERVING_BATCH = 256  # the most latents one `serving_default` request may carry
+# The most latents one `serving_default` request may carry: one chunk, so that a request there
+# peaks where one `generate` chunk does.
+MAX_SERVING_BATCH = GENERATE_CHUNK
 PROBE_IMAGES = 8  # images a generator makes when loaded, to check it before use
 # What `assets.extra/keras_cxr.json` must hold for keras_cxr to use a SavedModel as a generator.
 REQUIRED_META = ("kind", "latent_dim", "pixel_range", "image_size")
