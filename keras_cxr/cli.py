@@ -35,13 +35,40 @@ def _add_data_source(p: argparse.ArgumentParser, positional: bool) -> None:
                    help="class folder names in label order (default: NORMAL,PNEUMONIA)")
     p.add_argument("--extra-normal", help="folder of extra class-0 images added to train (paper: NIH normals)")
     p.add_argument("--skip-corrupt", action="store_true", help="skip and list unreadable files instead of failing")
+    g = p.add_argument_group("a flat image folder with a CSV of labels (RSNA, CheXpert style) instead of class folders")
+    g.add_argument("--labels", metavar="CSV", help="label file: one row per image (repeated rows of one image merge)")
+    g.add_argument("--path-column", help="column of image paths, relative to the folder; a name without a suffix "
+                                         "may end in .dcm, .png, .jpg (default: the first column)")
+    g.add_argument("--label-column", help="column of label values (default: the second column)")
+    g.add_argument("--label-map", metavar="VALUE=CLASS,...",
+                   help="label values to class names, e.g. 1=PNEUMONIA,0=NORMAL (default: values that are class names)")
+    g.add_argument("--skip-unmapped", action="store_true",
+                   help="leave out rows whose value --label-map does not name (e.g. CheXpert's -1.0 and blanks)")
+    g.add_argument("--split-column", help="column of train / val / test (default: carve a stratified test split)")
+    g.add_argument("--test-fraction", type=float, default=0.2,
+                   help="share of each class carved as test when there is no --split-column (default 0.2)")
+
+
+def _label_table(args, seed: int = 0):
+    """The `--labels` options as one LabelTable, or None; label options without --labels are an error."""
+    from keras_cxr.data.labels import LabelTable, parse_label_map
+
+    given = [f"--{k.replace('_', '-')}" for k in ("path_column", "label_column", "label_map", "split_column")
+             if getattr(args, k) is not None] + (["--skip-unmapped"] if args.skip_unmapped else [])
+    if args.labels is None:
+        if given:
+            raise KerasCXRError(f"{', '.join(given)} read a CSV of labels, and none was given: pass it with --labels FILE")
+        return None
+    return LabelTable(args.labels, args.path_column, args.label_column,
+                      parse_label_map(args.label_map) if args.label_map else (), args.skip_unmapped,
+                      args.split_column, args.test_fraction, seed)
 
 
 def cmd_data_summary(args) -> dict:
     from keras_cxr.data import default_data_path, scan_dataset
 
     path = default_data_path(args.path)
-    scan = scan_dataset(path, args.class_names, args.extra_normal, args.skip_corrupt)
+    scan = scan_dataset(path, args.class_names, args.extra_normal, args.skip_corrupt, labels=_label_table(args))
     names = scan.class_names
     print(f"data: {path} ({scan.kind}; labels {names[0]}=0, {names[1]}=1)")
     width = max(len(n) for n in names) + 2
@@ -68,12 +95,13 @@ def cmd_data_prepare(args) -> dict:
 
     path = default_data_path(args.path)
     data_config = _config(args).data  # the preset's data section, then the options
+    labels = _label_table(args, data_config.seed)
     records, _, info, scan = imbalanced_from_path(path, data_config, args.class_names, args.extra_normal,
-                                                  args.skip_corrupt)
+                                                  args.skip_corrupt, labels)
     out = Path(args.out)
     summary = {
         "data": str(path), "data_config": dataclasses.asdict(data_config), "kind": scan.kind,
-        "class_names": list(scan.class_names),
+        "class_names": list(scan.class_names), "labels": labels.to_dict() if labels else None,
         "extra_normal": args.extra_normal, **info,
         "duplicate_groups": len(scan.duplicates),
         "skipped": [{"file": f, "reason": r} for f, r in scan.skipped],

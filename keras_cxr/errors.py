@@ -1,4 +1,4 @@
-"""The one exception type the command line turns into a clear message and a non-zero exit."""
+"""The exception types the command line turns into a clear message and a non-zero exit."""
 
 
 class KerasCXRError(Exception):
@@ -6,3 +6,8 @@ class KerasCXRError(Exception):
 
     The message names the file or parameter at fault, so the CLI prints it as is.
     """
+
+
+class ImageError(KerasCXRError):
+    """An image file that cannot be decoded; the message names the file. Dataset scans catch it
+    to skip and list such files (`--skip-corrupt`)."""

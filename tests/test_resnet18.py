@@ -1,3 +1,6 @@
+import runpy
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -88,6 +91,24 @@ def test_converter_errors(tmp_path):
     np.savez(tmp_path / "short.npz", **arrays)
     with pytest.raises(KerasCXRError, match="lacks 1 ResNet18 weights"):
         load_imagenet_weights(build_resnet18(32), tmp_path / "short.npz")
+
+
+GOLDEN_SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "torchvision_golden" / "make_golden.py"
+
+
+def test_numerically_equal_to_the_torchvision_golden_file(tmp_path):
+    """torchvision's logits for fixed weights and two sample images, committed by
+    experiments/torchvision_golden/make_golden.py, so this runs without torch."""
+    golden = runpy.run_path(str(GOLDEN_SCRIPT))
+    with np.load(golden["GOLDEN"]) as z:
+        x, logits = z["x"], z["logits"]
+    # The check only proves something if torchvision's outputs are spread out and depend on the image.
+    assert 0.5 < logits.std() < 3 and np.abs(logits[0] - logits[1]).mean() > 0.1
+    np.testing.assert_array_equal(x, golden["golden_input"]())  # the same input the file was made from
+    np.savez(tmp_path / "w.npz", **convert_state_dict(golden["state_dict"]()))
+    model = build_resnet18(64, num_classes=1000)
+    assert load_imagenet_weights(model, tmp_path / "w.npz", load_head=True) > 0
+    np.testing.assert_allclose(model(x).numpy(), 1 / (1 + np.exp(-logits)), atol=1e-4)
 
 
 def test_numerically_equal_to_torchvision(tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_cxr.data.images import IMAGE_SUFFIXES, ImageError, decode, load_npz, pixel_digest
+from keras_cxr.data.labels import LabelTable, carve_test, read_label_file
 from keras_cxr.errors import KerasCXRError
 
 SPLITS = ("train", "val", "test")
@@ -87,7 +88,9 @@ def _visible(folder: Path, result: ScanResult) -> list[Path]:
 def _list_folder(root: Path, class_names: tuple, result: ScanResult) -> list[tuple[Path, int, str]]:
     """Lists (path, label, split) for a Kermany-style tree, checking its shape."""
     if not (root / "train").is_dir():
-        raise KerasCXRError(f"missing train/ folder under {root} (expected ROOT/train/<CLASS>/*.png)")
+        raise KerasCXRError(f"missing train/ folder under {root} (expected ROOT/train/<CLASS>/*.png; for a flat "
+                            f"folder with a CSV of labels: `data prepare {root} --labels FILE --out DIR`, then "
+                            f"--manifest DIR/manifest.csv)")
     items = []
     for entry in _visible(root, result):
         if entry.name not in SPLITS or not entry.is_dir():
@@ -149,6 +152,38 @@ def _scan_folder(root: Path, class_names, extra_normal, skip_corrupt, workers) -
         if not extra_files:
             raise KerasCXRError(f"--extra-normal folder is empty: {extra}")
         items += [(f, 0, "train") for f in extra_files]
+    _decode_items(result, items, skip_corrupt, workers)
+    _check_both_classes(result)
+    if result.debris:
+        print(f"note: skipped {result.debris} hidden or system file(s) under {root} (.DS_Store, Thumbs.db, "
+              f"desktop.ini, __MACOSX/ and the like)", file=sys.stderr)
+    return result
+
+
+def _scan_labelled(root: Path, table: LabelTable, class_names, skip_corrupt, workers) -> ScanResult:
+    """A flat image folder and a CSV of labels (`keras_cxr.data.labels`)."""
+    if not root.is_dir():
+        raise KerasCXRError(f"--labels needs a folder of images; {root} is not a folder")
+    result = ScanResult(root=str(root), kind="labels", class_names=tuple(class_names))
+    listed = read_label_file(root, table, tuple(class_names), IMAGE_SUFFIXES)
+    _decode_items(result, [(f, label, split or "train") for f, label, split in listed.items], skip_corrupt, workers)
+    if table.split_column is None:
+        result.records = carve_test(result.records, table.test_fraction, result.duplicate_records, table.seed)
+    _check_both_classes(result)
+    if listed.unmapped:
+        values = ", ".join(f"{v!r} ({n:,})" for v, n in listed.unmapped.most_common())
+        print(f"note: skipped {sum(listed.unmapped.values()):,} row(s) of {table.file} whose label --label-map "
+              f"does not name: {values}", file=sys.stderr)
+    if listed.repeated_rows:
+        print(f"note: {listed.repeated_rows:,} row(s) of {table.file} repeat an image already listed with the same "
+              f"label (e.g. one row per box): each image is counted once", file=sys.stderr)
+    return result
+
+
+def _decode_items(result: ScanResult, items: list, skip_corrupt: bool, workers) -> None:
+    """Decodes every (path, label, split) once: the readable ones become records, the duplicates
+    are grouped; unreadable ones are an error, or skipped and listed with `skip_corrupt`."""
+    root = result.root
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
         checked = list(pool.map(_check_one, items, chunksize=64))
     by_digest = defaultdict(list)
@@ -169,11 +204,6 @@ def _scan_folder(root: Path, class_names, extra_normal, skip_corrupt, workers) -
             f"(pass --skip-corrupt to skip and list them): {listed}{more}"
         )
     _set_duplicates(result, by_digest)
-    _check_both_classes(result)
-    if result.debris:
-        print(f"note: skipped {result.debris} hidden or system file(s) under {root} (.DS_Store, Thumbs.db, "
-              f"desktop.ini, __MACOSX/ and the like)", file=sys.stderr)
-    return result
 
 
 def _scan_npz(path: Path, class_names) -> ScanResult:
@@ -233,17 +263,21 @@ def scan_dataset(
     extra_normal: str | os.PathLike | None = None,
     skip_corrupt: bool = False,
     workers: int | None = None,
+    labels: LabelTable | None = None,
 ) -> ScanResult:
     """Reads a dataset's layout and decodes every image once to validate it.
 
     Args:
-        path: folder `ROOT/{train,test[,val]}/{CLASS}/*` or a MedMNIST `.npz`.
+        path: folder `ROOT/{train,test[,val]}/{CLASS}/*`, a MedMNIST `.npz`, or (with `labels`)
+            a folder of images that a CSV of labels lists.
         class_names: tuple of str. Folder names in label order. Defaults to
             ("NORMAL", "PNEUMONIA"), so NORMAL=0 and PNEUMONIA=1.
         extra_normal: folder of extra class-0 images added to train (the paper's NIH
             supplement). Defaults to None.
         skip_corrupt: bool. Skip and list unreadable files instead of failing. Defaults to False.
         workers: int. Decoding threads. Defaults to the CPU count.
+        labels: LabelTable. Labels (and optionally splits) from a CSV instead of class folders.
+            Defaults to None.
 
     Raises:
         KerasCXRError: the layout is wrong, a class is missing, or a file is unreadable.
@@ -253,6 +287,10 @@ def scan_dataset(
     path = Path(path)
     if not path.exists():
         raise KerasCXRError(f"data path does not exist: {path}")
+    if labels is not None:
+        if extra_normal is not None:
+            raise KerasCXRError("--extra-normal works with class folders, not with --labels")
+        return _scan_labelled(path, labels, class_names, skip_corrupt, workers)
     if path.is_file():
         if path.suffix != ".npz":
             raise KerasCXRError(f"data path must be a folder or a .npz file: {path}")

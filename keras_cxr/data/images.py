@@ -9,15 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from keras_cxr.errors import KerasCXRError
+from keras_cxr.data.dicom import DICOM_SUFFIXES, read_dicom
+from keras_cxr.errors import ImageError, KerasCXRError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", *DICOM_SUFFIXES)
 # 16-bit grayscale PNGs open in one of these modes; their pixels span 0..65535.
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-
-
-class ImageError(KerasCXRError):
-    """An image file that cannot be decoded; the message names the file."""
 
 
 def to_gray8(img: Image.Image) -> np.ndarray:
@@ -45,6 +42,8 @@ def to_gray8(img: Image.Image) -> np.ndarray:
 def decode(path: str | Path) -> tuple[np.ndarray, str, tuple[int, int]]:
     """Reads a file fully; returns (uint8 gray pixels at native size, original mode, (w, h)).
 
+    PNG and JPEG go through Pillow, DICOM (`.dcm`) through `keras_cxr.data.dicom`.
+
     Raises:
         ImageError: the file is empty, truncated, corrupt or not an image.
     """
@@ -52,6 +51,8 @@ def decode(path: str | Path) -> tuple[np.ndarray, str, tuple[int, int]]:
     try:
         if path.stat().st_size == 0:
             raise ImageError(f"empty image file (0 bytes): {path}")
+        if path.suffix.lower() in DICOM_SUFFIXES:
+            return read_dicom(path)
         with Image.open(path) as img:
             img.load()  # Image.open is lazy: force the full decode so truncation shows here
             return to_gray8(img), img.mode, img.size
@@ -78,7 +79,8 @@ def read_grayscale(path: str | Path, size: int | None = 128) -> np.ndarray:
     """Reads an image file as a uint8 (size, size) grayscale array.
 
     Args:
-        path: str or Path. A PNG or JPEG, any mode (L, RGB, RGBA, P, CMYK, 16-bit).
+        path: str or Path. A PNG or JPEG, any mode (L, RGB, RGBA, P, CMYK, 16-bit), or a
+            grayscale DICOM (`keras_cxr.data.dicom`).
         size: int or None. Output side; None keeps the native size. Defaults to 128 (paper).
     """
     pixels, _, _ = decode(path)

@@ -180,15 +180,17 @@ def _carve(group: list[Record], v: int, group_of: dict, rng, name: str) -> set:
 
 
 def imbalanced_from_path(path, data_config, class_names=("NORMAL", "PNEUMONIA"), extra_normal=None,
-                         skip_corrupt: bool = False):
+                         skip_corrupt: bool = False, labels=None):
     """Scans a dataset and builds its imbalanced manifest with a `DataConfig`'s settings.
+
+    `labels` (a `keras_cxr.data.labels.LabelTable`) reads a flat folder with a CSV of labels.
 
     Returns:
         (records, class names, info dict from `build_manifest`, the ScanResult).
     """
     from keras_cxr.data.datasets import scan_dataset
 
-    scan = scan_dataset(path, class_names, extra_normal, skip_corrupt)
+    scan = scan_dataset(path, class_names, extra_normal, skip_corrupt, labels=labels)
     d = data_config
     if d.keep_val and "val" not in scan.counts():
         raise KerasCXRError(f"--keep-val: {path} has no val split to keep (splits: {', '.join(scan.counts())}); "
