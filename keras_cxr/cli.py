@@ -305,7 +305,7 @@ def _add_run_options(p: argparse.ArgumentParser, out_help: str | None = None) ->
 
 
 def _add_preset(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="quick", help="paper, quick, tiny or a YAML path (default quick)")
+    p.add_argument("--preset", default="quick", help="paper, quick, demo, tiny or a YAML path (default quick)")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:

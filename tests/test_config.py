@@ -12,7 +12,7 @@ def test_paper_preset_is_the_paper():
     assert c.data.minority_fraction == 0.25
 
 
-@pytest.mark.parametrize("name, size", [("quick", 64), ("tiny", 32)])
+@pytest.mark.parametrize("name, size", [("quick", 64), ("tiny", 32), ("demo", 32)])
 def test_smaller_presets(name, size):
     assert load_preset(name).image_size == size
 
@@ -41,5 +41,5 @@ def test_bad_overrides(override, message):
 
 
 def test_unknown_preset():
-    with pytest.raises(KerasCXRError, match=r"unknown preset 'huge'.*known: paper, quick, tiny"):
+    with pytest.raises(KerasCXRError, match=r"unknown preset 'huge'.*known: demo, paper, quick, tiny"):
         load_preset("huge")

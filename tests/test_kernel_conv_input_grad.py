@@ -60,12 +60,24 @@ def test_weights_load_across_gradient_paths(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_default_path_is_stock_whatever_the_timing():
+def test_default_path_follows_the_cpu_not_the_timing(monkeypatch):
     """The rewrite changes float round-off, so a timing-based default made a cell's numbers
-    depend on machine load; the default is fixed, the calibration only informs benchmarks."""
+    depend on machine load: `auto` follows the CPU's features (x86-64 without AVX-512 takes the
+    rewrite), and the calibration only informs benchmarks."""
+    import platform
+
+    import keras_cxr.kernels as kernels
     from keras_cxr.kernels.conv_input_grad import stock_input_grad_is_slow
 
     slow = stock_input_grad_is_slow()
     assert isinstance(slow, bool) and stock_input_grad_is_slow() is slow  # measured once per process
     layer = build_resnet18(32).get_layer("layer4_block2_conv1")
-    assert isinstance(layer, FastGradConv2D) and layer.fast_input_grad is False
+    assert isinstance(layer, FastGradConv2D) and layer.fast_input_grad is kernels.slow_stock_input_grad()
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    for flags, rewrite in ((("sse4_2", "avx2", "fma"), True), (("avx2", "avx512f", "avx512_bf16"), False), ((), False)):
+        monkeypatch.setattr(kernels, "cpu_flags", lambda flags=flags: frozenset(flags))
+        assert kernels.resolve("auto").conv_input_grad is rewrite, flags
+        assert kernels.resolve("conv_grad").conv_input_grad and not kernels.resolve("stock").conv_input_grad
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: frozenset())
+    assert kernels.resolve("auto").conv_input_grad is False

@@ -1,5 +1,5 @@
-"""The classifier's tf.data sets: rebalanced train (real + in-memory or streamed synthetic
-images, one-hot labels, per-sample loss weights), val and test."""
+"""The classifier's tf.data sets: rebalanced train (real + synthetic images, held in memory,
+one-hot labels, per-sample loss weights), val and test."""
 
 from __future__ import annotations
 
@@ -56,10 +56,12 @@ def train_dataset(splits: Splits, rs: ResampledSet, batch_size: int, seed: int, 
     if rs.generated is not None:
         g = rs.generated
         w = 1.0 if rs.class_weight is None else rs.class_weight[g.label]
-        synthetic = tf.data.Dataset.from_generator(
-            generated_stream(g.path, g.label, g.count, g.seed, image_size),
-            output_signature=tf.TensorSpec([image_size, image_size], tf.uint8),
-        ).map(lambda img: (img, tf.one_hot(g.label, 2), tf.constant(w, tf.float32)))
+        # The generated set, made once per cell from the SavedModel and held as uint8 (a few MB):
+        # streaming it from Python every epoch made a GAN cell's epochs 2.6x slower than the
+        # train step (experiments/benchmarks/results/cell_profile.md). Same images, same order.
+        made = np.stack(list(generated_stream(g.path, g.label, g.count, g.seed, image_size)()))
+        synthetic = tf.data.Dataset.from_tensor_slices(made).map(
+            lambda img: (img, tf.one_hot(g.label, 2), tf.constant(w, tf.float32)))
         # Interleave real and generated images in a seeded random order with exact counts.
         choice = np.concatenate([np.zeros(len(x), np.int64), np.ones(g.count, np.int64)])
         order = tf.data.Dataset.from_tensor_slices(choice).shuffle(len(choice), seed=seed + 1, reshuffle_each_iteration=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -143,6 +144,8 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     return {
         "method": method, "seed": seed, "preset": config.name, "image_size": config.image_size,
         "kernels": config.kernels,
+        # What `kernels` resolved to on this machine: the paths differ in float round-off only.
+        "kernels_used": sorted(k for k, on in dataclasses.asdict(session.kernels).items() if on),
         "weights_init": "imagenet" if imagenet_weights else "scratch",
         "metrics": metrics,
         "test_scores": [round(float(v), 6) for v in scores],  # P(pneumonia) per test image, manifest order

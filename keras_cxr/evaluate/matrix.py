@@ -294,6 +294,6 @@ def _write_summary(config, out_dir, manifest, imagenet_weights) -> dict:
                    f"{'from ImageNet weights' if imagenet_weights else 'from scratch'}.")
         summary = write_results(out_dir, cells_done, list(c.methods), list(c.seeds), c.bootstrap,
                                 f"Rebalancing methods compared ({config.name} preset)", context,
-                                paper_setting_differences(manifest), manifest=manifest)
+                                paper_setting_differences(manifest, config, bool(imagenet_weights)), manifest=manifest)
     print(f"wrote {out_dir / 'results.md'} ({len(cells_done)} cells; {len(summary['missing'])} missing)")
     return summary

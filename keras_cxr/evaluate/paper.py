@@ -21,9 +21,38 @@ PAPER_CLASSES = ("NORMAL", "PNEUMONIA")
 PAPER_MINORITY_SHARE = 0.25  # pneumonia's share of train before the validation carve (paper section 3)
 
 
-def paper_setting_differences(manifest) -> list[str]:
-    """How a manifest's setting differs from the paper's (binary NORMAL/PNEUMONIA, pneumonia the
-    minority at 25% of train + validation, a test split); empty when its numbers are comparable."""
+PAPER_IMAGE_SIZE = 128
+# The classifier settings Figure 8 was trained with: ClassifierConfig's defaults are the paper's.
+_TRAINING_FIELDS = ("backbone", "batch_size", "learning_rate", "beta_1", "beta_2", "epochs", "max_rotation_deg",
+                    "crop_fraction")
+
+
+def paper_setting_differences(manifest, config=None, imagenet: bool = True) -> list[str]:
+    """How a run's setting differs from the paper's Figure 8; empty when its numbers are comparable.
+
+    The data: binary NORMAL/PNEUMONIA, pneumonia the minority at 25% of train + validation, a test
+    split. With `config` (a `Config`), also the training: 128x128 images, the paper's classifier
+    settings, and (`imagenet`) an ImageNet-initialised ResNet18.
+    """
+    out = [] if config is None else _training_differences(config, imagenet)
+    return _data_differences(manifest) + out
+
+
+def _training_differences(config, imagenet: bool) -> list[str]:
+    from keras_cxr.config import ClassifierConfig
+
+    out = []
+    if config.image_size != PAPER_IMAGE_SIZE:
+        out.append(f"{config.image_size}x{config.image_size} images (the paper: 128x128)")
+    paper = ClassifierConfig()
+    out += [f"classifier.{k} {getattr(config.classifier, k)} (the paper: {getattr(paper, k)})"
+            for k in _TRAINING_FIELDS if getattr(config.classifier, k) != getattr(paper, k)]
+    if not imagenet:
+        out.append("ResNet18 from scratch (Figure 8: ImageNet-initialised)")
+    return out
+
+
+def _data_differences(manifest) -> list[str]:
     from keras_cxr.data.manifest import label_counts, read_manifest
 
     records, names = read_manifest(manifest, check_files=False)

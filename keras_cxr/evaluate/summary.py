@@ -87,8 +87,9 @@ def summarize(cells: list[dict], methods=None, seeds=None, n_boot: int = 10000) 
 def _fmt(d: dict) -> str:
     if d["mean"] is None:
         return "-"
-    ci = "" if d["n"] < 2 else f" [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
-    return f"{d['mean']:.3f} +- {d['sd']:.3f}{ci}"
+    if d["n"] < 2:  # one run has no spread to show
+        return f"{d['mean']:.3f}"
+    return f"{d['mean']:.3f} +- {d['sd']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
 
 
 def _diff(d: dict | None) -> str:
@@ -102,11 +103,20 @@ def render_markdown(summary: dict, title: str, context: str, not_like_the_paper:
     """results.md. The paper's columns appear only when `not_like_the_paper` (how the run's setting
     differs from the paper's) is empty; otherwise it says what differs."""
     with_paper = not not_like_the_paper
-    lines = [f"# {title}", "", context, "",
-             f"Seeds: {', '.join(map(str, summary['seeds']))}. Each cell: mean +- sd over seeds "
-             f"[95% percentile bootstrap CI of the mean]. Delta F1: paired (same seed) difference to "
-             f"baseline with its bootstrap CI; `*` marks a CI that excludes zero. With few seeds the "
-             f"bootstrap CI is coarse: read it as a spread, not a test.", "",
+    one_seed = len(summary["seeds"]) == 1
+    lines = [f"# {title}", ""]
+    if one_seed:
+        lines += [f"**One seed ({summary['seeds'][0]}): this table shows that every stage ran and what each method "
+                  f"did in one training run. It cannot tell whether one method beats another: a difference "
+                  f"between two rows here may be the seed's luck, and telling needs several seeds "
+                  f"(`make evaluate-all`).**", ""]
+    lines += [context, "",
+              f"Seed {summary['seeds'][0]}: each cell is that run's value; delta F1 is the row minus baseline."
+              if one_seed else
+              f"Seeds: {', '.join(map(str, summary['seeds']))}. Each cell: mean +- sd over seeds "
+              f"[95% percentile bootstrap CI of the mean]. Delta F1: paired (same seed) difference to "
+              f"baseline with its bootstrap CI; `*` marks a CI that excludes zero. With few seeds the "
+              f"bootstrap CI is coarse: read it as a spread, not a test.", "",
              "| method | precision | recall | specificity | F1 | ROC AUC | delta F1 vs baseline "
              + ("| paper P | paper R | paper S | paper F1 |" if with_paper else "|"),
              "|---|---|---|---|---|---|---|" + ("---|---|---|---|" if with_paper else "")]
@@ -137,6 +147,9 @@ def _paired_section(summary: dict) -> list[str]:
     if not rows:
         return []
     n = max(e["vs_baseline"]["f1"]["n"] for e in rows.values())
+    if n < 2:
+        return ["## Paired comparison with baseline", "",
+                f"Needs at least two seeds with both the method and baseline; this run has {n}: no calls."]
 
     def mdd(d):
         return "-" if d.get("mdd80") is None else f"{d['mdd80']:.3f}"

@@ -8,11 +8,14 @@ weight files move between machines and settings.
 - `gan_output_conv`: the generator's one-filter output conv (~4x faster training pass on CPU);
 - `batch_norm`: BatchNormalization through the fused kernel (~2x per BN layer on CPU);
 - `adam`: Adam's update as one fused kernel (~3x for the update);
-- `conv_input_grad`: ResNet18's conv input gradient as a forward convolution. It was 2.3x faster
-  per step on the host of 2026-11-25 and 6-9% slower on the AMD EPYC hosts of 2026-11-26
-  (experiments/benchmarks/results/resnet18_step.md), so `auto` leaves it off and `conv_grad`
-  opts in. It is never chosen by timing: the two paths differ in round-off, and a choice that
-  flips with machine load would make a cell's numbers depend on load.
+- `conv_input_grad`: ResNet18's conv input gradient as a forward convolution. TensorFlow's stock
+  kernel for it is slow on x86-64 CPUs without AVX-512: the rewrite made the whole quick step
+  2.3x faster on the host of 2026-11-25 and 2.6x on the AVX2-only AMD EPYC of 2026-12-01, and
+  6-9% slower on the AVX-512 AMD EPYC hosts of 2026-11-26
+  (experiments/benchmarks/results/resnet18_step.md, cell_profile.md). So `auto` takes it on
+  x86-64 CPUs without AVX-512, and `conv_grad` takes it everywhere. It is chosen by the CPU's
+  features, never by timing: the two paths differ in round-off, and a choice that flipped with
+  machine load would make a cell's numbers depend on load.
 
 `auto` is what every command runs by default; `stock` runs Keras' own ops (a reference, and a way
 to rule the kernels out when something looks wrong).
@@ -57,5 +60,26 @@ def resolve(setting: str = "auto") -> Kernels:
     import tensorflow as tf
 
     cpu = not tf.config.list_logical_devices("GPU")  # cuDNN's own kernels are fine on GPUs
-    return Kernels(gan_output_conv=cpu, fused_bn=True, fused_adam=True,
-                   conv_input_grad=cpu and setting == "conv_grad")
+    input_grad = setting == "conv_grad" or (setting == "auto" and slow_stock_input_grad())
+    return Kernels(gan_output_conv=cpu, fused_bn=True, fused_adam=True, conv_input_grad=cpu and input_grad)
+
+
+def cpu_flags() -> frozenset:
+    """The instruction-set flags of this machine's CPU (Linux: /proc/cpuinfo); empty where unknown."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def slow_stock_input_grad() -> bool:
+    """Whether this is a CPU whose stock conv input-gradient kernel is the slow one: x86-64
+    without AVX-512 (measured; see the module docstring). Unknown CPUs keep the stock kernel."""
+    import platform
+
+    flags = cpu_flags()
+    return platform.machine().lower() in ("x86_64", "amd64") and "avx2" in flags and "avx512f" not in flags
