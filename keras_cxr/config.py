@@ -1,6 +1,6 @@
 """Presets as data: frozen dataclasses filled from `keras_cxr/presets/<name>.yaml`.
 
-The dataclass defaults are the paper's values (shared FIDELITY table in the README); a preset
+The dataclass defaults are the paper's values (the table in docs/faithful.md); a preset
 file overrides only what it changes, and `--set section.key=value` overrides a preset from the
 command line. Unknown keys are errors, so a typo never silently falls back to a default.
 """

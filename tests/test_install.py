@@ -56,9 +56,9 @@ def test_wheel_runs_a_tiny_chain_outside_the_checkout(installed):
     python, site, work = installed
     where = _run(python, work, "-c", "import keras_cxr, keras_cxr.config as c; print(keras_cxr.__file__); "
                                      "print(sorted(p.name for p in c.PRESET_DIR.glob('*.yaml'))); "
-                                     "print([c.load_preset(n).image_size for n in ('paper', 'quick', 'tiny')])")
+                                     "print([c.load_preset(n).image_size for n in ('paper', 'quick', 'demo', 'tiny')])")
     assert where.splitlines()[0].startswith(str(site)), where
-    assert "['paper.yaml', 'quick.yaml', 'tiny.yaml']\n[128, 64, 32]" in where
+    assert "['demo.yaml', 'paper.yaml', 'quick.yaml', 'tiny.yaml']\n[128, 64, 32, 32]" in where
     (work / "mine.yaml").write_text("name: mine\nimage_size: 32\ngan: {filters: 8, embedding_dim: 8, batch_size: 8, "
                                     "dcgan_epochs: 1, sample_grid: 4}\nclassifier: {batch_size: 16, epochs: 1}\n")
     console = [

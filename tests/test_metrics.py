@@ -103,9 +103,14 @@ def test_minimum_detectable_difference_and_calls():
     cells += [_cell("smote", s, 0.60 + 0.01 * s) for s in range(5)]
     summary = summarize(cells, ["baseline", "oversample", "undersample", "smote"], n_boot=2000)
     md = render_markdown(summary, "t", "c")
-    assert "| method | delta ROC AUC | MDD AUC | delta F1 | MDD F1 | call |" in md
-    assert "- Beat baseline: oversample." in md and "- Lose to baseline: smote." in md
-    assert "- Too noisy to call: undersample." in md
+    assert "| method | delta ROC AUC [95% CI] | p (t-test) | p (sign-flip) | p (Holm) | MDD | call |" in md
+    # oversample: +0.05 with a tiny spread; smote: -0.10 exactly; undersample: +-0.05 around zero.
+    assert "- Better than baseline: oversample." in md and "- Worse than baseline: smote." in md
+    assert "- Cannot tell: undersample." in md
+    over = summary["methods"]["oversample"]["vs_baseline"]["roc_auc"]
+    assert over["p_holm"] == pytest.approx(min(1.0, 2 * over["p_t"]))  # Holm: 3 rows, smote's p is 0 (ranked first)
+    assert summary["calls"] == {"endpoint": "roc_auc", "test": "two-sided paired t-test, Holm over rows", "alpha": 0.05}
+    assert "| method | delta F1 | delta balanced accuracy | delta recall |" in md
     under = summary["methods"]["undersample"]["vs_baseline"]["f1"]
     assert under["mdd80"] == pytest.approx(minimum_detectable_difference(under["sd"], 5))
 

@@ -1,6 +1,6 @@
 """Exported generators in the forms TF Serving users rely on: TensorFlow's C++ SavedModel loader
 (`saved_model_cli run`, the loader TF Serving uses) and a `tf.compat.v1` session in a process that
-imports only TensorFlow, fed with the README's REST request bodies. Both must equal the in-process
+imports only TensorFlow, fed with docs/serving.md's REST request bodies. Both must equal the in-process
 Keras generator."""
 
 import json
@@ -20,7 +20,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-LATENT_DIM = 100  # every preset's; the README's request bodies use it
+LATENT_DIM = 100  # every preset's; docs/serving.md's request bodies use it
 
 
 def _saved_model_cli() -> str:
@@ -60,12 +60,12 @@ def _expected_generate(gen, kind, n, label, seed):
 
 
 def _rest_bodies():
-    """The README's TF Serving request bodies: the Python block after `<!-- rest-request -->`, run."""
-    readme = (REPO / "README.md").read_text()
-    block = re.search(r"<!-- rest-request -->\s*```python\n(.*?)```", readme, re.S)
-    assert block, "README lost its REST request block (<!-- rest-request -->)"
+    """docs/serving.md's TF Serving request bodies: the Python block after `<!-- rest-request -->`, run."""
+    page = (REPO / "docs" / "serving.md").read_text()
+    block = re.search(r"<!-- rest-request -->\s*```python\n(.*?)```", page, re.S)
+    assert block, "docs/serving.md lost its REST request block (<!-- rest-request -->)"
     scope: dict = {}
-    exec(block.group(1), scope)  # noqa: S102 - our own README
+    exec(block.group(1), scope)  # noqa: S102 - our own documentation
     return scope
 
 
@@ -221,5 +221,11 @@ def test_generate_at_max_images_peaks_no_higher_than_one_chunk(tmp_path):
     one_chunk = _peak_rss_mib(cli, path, GENERATE_CHUNK, tmp_path / "a")
     most = _peak_rss_mib(cli, path, DEFAULT_MAX_IMAGES, tmp_path / "b")
     assert np.load(tmp_path / "b" / "images.npy").shape == (DEFAULT_MAX_IMAGES, 32, 32, 1)
-    # The output itself (16 MiB of float32 here, and saved_model_cli's copy of it) is the only growth.
-    assert most <= one_chunk + 64, f"generate({DEFAULT_MAX_IMAGES}) peaked at {most:.0f} MiB, one chunk at {one_chunk:.0f}"
+    # What may grow with the request is the output (16 MiB of float32 here) and its copies: the
+    # loop's TensorArray, the stacked result, saved_model_cli's numpy array and .npy write, plus
+    # the allocator's pooling: measured +1 MiB on an Intel Xeon host, +86 MiB on an AVX2-only AMD
+    # EPYC (2026-12-01: 900 MiB at 256 images, 945 / 951 / 986 at 1,024 / 2,048 / 4,096). The
+    # generator's activations must not grow: unchunked, this request took 13x one chunk.
+    output_mib = DEFAULT_MAX_IMAGES * 32 * 32 * 4 / 2**20
+    assert most <= one_chunk + 64 + 4 * output_mib, \
+        f"generate({DEFAULT_MAX_IMAGES}) peaked at {most:.0f} MiB, one chunk at {one_chunk:.0f}"

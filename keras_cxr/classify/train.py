@@ -41,6 +41,28 @@ class KeepBestWeights(keras.callbacks.Callback):
             self.model.set_weights(self.weights)
 
 
+class EpochTimes(keras.callbacks.Callback):
+    """Wall seconds of each epoch's training steps and of its validation, for the cell's record:
+    where a cell's time goes (experiments/benchmarks/cell_profile.py reads it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs: list[dict] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._val = time.perf_counter(), 0.0
+
+    def on_test_begin(self, logs=None):
+        self._val_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self._val += time.perf_counter() - self._val_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        total = time.perf_counter() - self._start
+        self.epochs.append({"train": round(total - self._val, 2), "val": round(self._val, 2)})
+
+
 def _generator_record(rs) -> dict | None:
     """Which generator a GAN cell's images came from, and what it was asked for."""
     if rs.generated is None:
@@ -131,16 +153,19 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     rs = get_method(method, config.gan.alphas).resampler(seed, config, models_dir).fit_resample(labels, images)
     resample_s = time.perf_counter() - t0
     ds, n_train = train_dataset(splits, rs, c.batch_size, seed, config.image_size, c.max_rotation_deg, c.crop_fraction)
+    dataset_s = time.perf_counter() - t0 - resample_s
     session = session or ClassifierSession(config, imagenet_weights)
     model = session.reset(seed)
-    best = KeepBestWeights()
+    best, epoch_times = KeepBestWeights(), EpochTimes()
     t1 = time.perf_counter()
     history = model.fit(ds, validation_data=eval_dataset(*splits.val, c.batch_size), epochs=c.epochs,
-                        callbacks=[best], verbose=verbose, shuffle=False)
+                        callbacks=[best, epoch_times], verbose=verbose, shuffle=False)
     train_s = time.perf_counter() - t1
     scores, metrics = _test(model, splits, c.batch_size)
+    test_s = time.perf_counter() - t1 - train_s
     weights_path = Path(out_dir) / "weights" / f"{method}__seed{seed}.weights.h5"
     session.save_weights(weights_path)
+    weights_s = time.perf_counter() - t1 - train_s - test_s
     return {
         "method": method, "seed": seed, "preset": config.name, "image_size": config.image_size,
         "kernels": config.kernels,
@@ -154,7 +179,8 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
         "generator": _generator_record(rs),
         "class_weight": rs.class_weight, "best_epoch": best.best_epoch, "best_val_accuracy": best.best,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-        "timings_s": {"resample": round(resample_s, 2), "train": round(train_s, 2),
+        "timings_s": {"resample": round(resample_s, 2), "dataset": round(dataset_s, 2), "train": round(train_s, 2),
+                      "epochs": epoch_times.epochs, "test": round(test_s, 2), "weights": round(weights_s, 2),
                       "total": round(time.perf_counter() - t0, 2)},
         "weights": str(weights_path), "classifier_config": config.to_dict()["classifier"],
     }

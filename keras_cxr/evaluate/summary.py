@@ -1,9 +1,16 @@
-"""Merging cell JSONs into results.{md,csv,json}: mean +- sd, 95% bootstrap CI over seeds, and the
-paired (same seed) difference of each method to `baseline`, beside the paper's numbers."""
+"""Merging cell JSONs into results.{md,csv,json}: mean +- sd, 95% bootstrap CI over seeds, the
+paired (same seed) difference of each method to `baseline` with its tests, and the calls.
+
+The calls follow one rule fixed before any result was seen: the primary endpoint is ROC AUC
+(threshold-free); a row is "better" or "worse" than baseline when the two-sided paired t-test
+over seeds, Holm-adjusted over the matrix's rows, is at most 5%; otherwise "cannot tell". F1,
+balanced accuracy and recall are secondary: their Holm-adjusted p-values are reported, with no
+call. `tests/test_calls.py` simulates the rule on null matrices to check its error rate."""
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 from pathlib import Path
@@ -11,9 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from keras_cxr.evaluate.paper import FIGURE7_SCRATCH_BASELINE, FIGURE8_PRETRAINED
+from keras_cxr.evaluate.stats import holm, paired_t_p, sign_flip_p
 from keras_cxr.io_utils import write_json, write_text
 
 METRICS = ("precision", "recall", "specificity", "f1", "roc_auc", "balanced_accuracy")
+PRIMARY = "roc_auc"
+SECONDARY = ("f1", "balanced_accuracy", "recall")
+ALPHA = 0.05  # family-wise, over the matrix's rows
 
 
 def bootstrap_ci(values, n_boot: int = 10000, seed: int = 0, level: float = 0.95):
@@ -40,21 +51,41 @@ def minimum_detectable_difference(sd_diff: float | None, n: int, alpha: float = 
     """The smallest true paired difference a two-sided paired t-test at `alpha` finds with
     probability `power`, given the observed sd of the paired differences over n seeds:
     (t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / sqrt(n). None below two pairs."""
-    from scipy.stats import t
-
     if sd_diff is None or n < 2:
         return None
-    return float((t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1)) * sd_diff / np.sqrt(n))
+    return float(_t_quantiles(alpha, power, n - 1) * sd_diff / np.sqrt(n))
 
 
-def verdict(vs_baseline: dict) -> str:
-    """A row's call against baseline, on the threshold-free ROC AUC first, then F1: "better" or
-    "worse" when the paired bootstrap CI excludes zero, else "too noisy to call"."""
-    for key in ("roc_auc", "f1"):
-        d = vs_baseline.get(key)
-        if d and d.get("ci_excludes_zero"):
-            return f"{'better' if d['mean'] > 0 else 'worse'} ({'AUC' if key == 'roc_auc' else 'F1'})"
-    return "too noisy to call"
+@functools.lru_cache(maxsize=64)
+def _t_quantiles(alpha: float, power: float, df: int) -> float:
+    """t_{1-alpha/2, df} + t_{power, df} (scipy's quantiles are slow; the matrix asks the same few)."""
+    from scipy.stats import t
+
+    return float(t.ppf(1 - alpha / 2, df) + t.ppf(power, df))
+
+
+def call(vs_baseline: dict, alpha: float = ALPHA) -> str:
+    """A row's call against baseline on the primary endpoint: "better" or "worse" when its
+    Holm-adjusted paired t-test p is at most `alpha`, else "cannot tell"."""
+    d = vs_baseline.get(PRIMARY)
+    if d and d.get("p_holm") is not None and d["p_holm"] <= alpha:
+        return "better" if d["mean"] > 0 else "worse"
+    return "cannot tell"
+
+
+def _add_tests(methods: dict) -> None:
+    """Each endpoint's paired t-test p and exact sign-flip p per row, and the t-test p
+    Holm-adjusted over the rows (the family of comparisons with baseline)."""
+    rows = {m: e for m, e in methods.items() if e["vs_baseline"]}
+    for key in (PRIMARY, *SECONDARY):
+        for e in rows.values():
+            d = e["vs_baseline"][key]
+            d["p_t"], d["p_sign_flip"] = paired_t_p(d["diffs"]), sign_flip_p(d["diffs"]) if d["n"] <= 20 else None
+        adjusted = holm({m: e["vs_baseline"][key]["p_t"] for m, e in rows.items()})
+        for m, e in rows.items():
+            e["vs_baseline"][key]["p_holm"] = adjusted[m]
+    for e in rows.values():
+        e["call"] = call(e["vs_baseline"])
 
 
 def summarize(cells: list[dict], methods=None, seeds=None, n_boot: int = 10000) -> dict:
@@ -77,10 +108,13 @@ def summarize(cells: list[dict], methods=None, seeds=None, n_boot: int = 10000) 
                          if (m, s) in by and ("baseline", s) in by]
                 diffs = [a - b for a, b in pairs if a is not None and b is not None]
                 d = describe(diffs, n_boot)
+                d["diffs"] = diffs
                 d["ci_excludes_zero"] = bool(d["n"] > 1 and (d["ci95"][0] > 0 or d["ci95"][1] < 0))
                 d["mdd80"] = minimum_detectable_difference(d["sd"], d["n"])
                 entry["vs_baseline"][k] = d
         out["methods"][m] = entry
+    _add_tests(out["methods"])
+    out["calls"] = {"endpoint": PRIMARY, "test": "two-sided paired t-test, Holm over rows", "alpha": ALPHA}
     return out
 
 
@@ -96,7 +130,7 @@ def _diff(d: dict | None) -> str:
     if not d or d["mean"] is None:
         return "-"
     ci = "" if d["n"] < 2 else f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
-    return f"{d['mean']:+.3f}{ci}{' *' if d.get('ci_excludes_zero') else ''}"
+    return f"{d['mean']:+.3f}{ci}"
 
 
 def render_markdown(summary: dict, title: str, context: str, not_like_the_paper: list[str] | None = None) -> str:
@@ -115,8 +149,8 @@ def render_markdown(summary: dict, title: str, context: str, not_like_the_paper:
               if one_seed else
               f"Seeds: {', '.join(map(str, summary['seeds']))}. Each cell: mean +- sd over seeds "
               f"[95% percentile bootstrap CI of the mean]. Delta F1: paired (same seed) difference to "
-              f"baseline with its bootstrap CI; `*` marks a CI that excludes zero. With few seeds the "
-              f"bootstrap CI is coarse: read it as a spread, not a test.", "",
+              f"baseline with its bootstrap CI. These CIs describe the spread (with few seeds they cover "
+              f"less than 95%); the calls rest on the tests in the next section.", "",
              "| method | precision | recall | specificity | F1 | ROC AUC | delta F1 vs baseline "
              + ("| paper P | paper R | paper S | paper F1 |" if with_paper else "|"),
              "|---|---|---|---|---|---|---|" + ("---|---|---|---|" if with_paper else "")]
@@ -140,13 +174,17 @@ def render_markdown(summary: dict, title: str, context: str, not_like_the_paper:
     return "\n".join(lines) + "\n"
 
 
+def _p(d: dict, key: str) -> str:
+    return "-" if d.get(key) is None else f"{d[key]:.3f}"
+
+
 def _paired_section(summary: dict) -> list[str]:
-    """The paired comparison with baseline: delta AUC and delta F1 with their CIs, the smallest
-    difference the design could detect, and the call for each row."""
+    """The paired comparison with baseline: the primary endpoint's difference, its tests, the
+    smallest difference the design could detect and the call; then the secondary endpoints."""
     rows = {m: e for m, e in summary["methods"].items() if m != "baseline" and e["vs_baseline"]}
     if not rows:
         return []
-    n = max(e["vs_baseline"]["f1"]["n"] for e in rows.values())
+    n = max(e["vs_baseline"][PRIMARY]["n"] for e in rows.values())
     if n < 2:
         return ["## Paired comparison with baseline", "",
                 f"Needs at least two seeds with both the method and baseline; this run has {n}: no calls."]
@@ -155,19 +193,30 @@ def _paired_section(summary: dict) -> list[str]:
         return "-" if d.get("mdd80") is None else f"{d['mdd80']:.3f}"
 
     lines = ["## Paired comparison with baseline", "",
-             f"Same seed, same initial weights: each row minus baseline, over {n} seeds, with its 95% bootstrap CI. "
-             f"MDD: the smallest difference this design detects with 80% power (two-sided paired t-test at 5%, "
-             f"from the observed spread of the differences). Call: the AUC difference first (threshold-free), then "
-             f"F1; a CI that includes zero is too noisy to call (a true difference smaller than the MDD would "
-             f"usually be missed).", "",
-             "| method | delta ROC AUC | MDD AUC | delta F1 | MDD F1 | call |", "|---|---|---|---|---|---|"]
-    calls = {m: verdict(e["vs_baseline"]) for m, e in rows.items()}
+             f"Same seed, same initial weights: each row minus baseline, over {n} seeds. Primary endpoint, fixed "
+             f"before any result was seen: ROC AUC (threshold-free). The call: a two-sided paired t-test over "
+             f"seeds, its p Holm-adjusted over the {len(rows)} rows; \"better\" or \"worse\" at an adjusted p of "
+             f"at most {ALPHA:g}, otherwise \"cannot tell\". Over all rows together, the chance of calling any "
+             f"method with no effect is then at most {ALPHA:.0%}. Beside it, the exact sign-flip permutation p "
+             f"(no normality assumed; with {n} seeds it cannot go below {2 / 2 ** n:.3g}). MDD: the smallest "
+             f"difference a paired t-test at 5% detects with 80% power, from the observed spread of the "
+             f"differences (before the correction for rows, which raises it).", "",
+             "| method | delta ROC AUC [95% CI] | p (t-test) | p (sign-flip) | p (Holm) | MDD | call |",
+             "|---|---|---|---|---|---|---|"]
     for m, e in rows.items():
-        a, f = e["vs_baseline"]["roc_auc"], e["vs_baseline"]["f1"]
-        lines.append(f"| {m} | {_diff(a)} | {mdd(a)} | {_diff(f)} | {mdd(f)} | {calls[m]} |")
+        a = e["vs_baseline"][PRIMARY]
+        lines.append(f"| {m} | {_diff(a)} | {_p(a, 'p_t')} | {_p(a, 'p_sign_flip')} | {_p(a, 'p_holm')} | "
+                     f"{mdd(a)} | {e.get('call', 'cannot tell')} |")
     lines.append("")
-    for word, label in (("better", "Beat baseline"), ("worse", "Lose to baseline"), ("too noisy", "Too noisy to call")):
-        lines.append(f"- {label}: {', '.join(m for m, c in calls.items() if c.startswith(word)) or 'none'}.")
+    for word, label in (("better", "Better than baseline"), ("worse", "Worse than baseline"),
+                        ("cannot tell", "Cannot tell")):
+        lines.append(f"- {label}: {', '.join(m for m, e in rows.items() if e.get('call') == word) or 'none'}.")
+    lines += ["", "Secondary endpoints: mean paired difference (Holm-adjusted t-test p over the rows); reported, "
+              "not called.", "", "| method | delta F1 | delta balanced accuracy | delta recall |", "|---|---|---|---|"]
+    for m, e in rows.items():
+        cols = [f"{e['vs_baseline'][k]['mean']:+.3f} ({_p(e['vs_baseline'][k], 'p_holm')})"
+                if e["vs_baseline"][k]["mean"] is not None else "-" for k in SECONDARY]
+        lines.append(f"| {m} | " + " | ".join(cols) + " |")
     return lines
 
 

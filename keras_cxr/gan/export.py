@@ -31,7 +31,7 @@ from keras_cxr.io_utils import atomic_path
 
 GENERATE_CHUNK = 256  # `generate` runs the generator on at most this many latents at a time
 # One `generate` call's ceiling: its output, 4,096 128x128 images, is 256 MiB of float32; the
-# generator's activations stay those of one chunk whatever the request (README "Serving").
+# generator's activations stay those of one chunk whatever the request (docs/serving.md).
 DEFAULT_MAX_IMAGES = 4096
 # The most latents one `serving_default` request may carry: one chunk, so that a request there
 # peaks where one `generate` chunk does.
