@@ -57,8 +57,8 @@ def train_dataset(splits: Splits, rs: ResampledSet, batch_size: int, seed: int, 
         g = rs.generated
         w = 1.0 if rs.class_weight is None else rs.class_weight[g.label]
         # The generated set, made once per cell from the SavedModel and held as uint8 (a few MB):
-        # streaming it from Python every epoch made a GAN cell's epochs 2.6x slower than the
-        # train step (experiments/benchmarks/results/cell_profile.md). Same images, same order.
+        # streaming it through Python every epoch made the demo's cDCGAN cell fit in 29.6 s against
+        # 15.1 s (experiments/benchmarks/results/generated_in_memory.md). Same images, same order.
         made = np.stack(list(generated_stream(g.path, g.label, g.count, g.seed, image_size)()))
         synthetic = tf.data.Dataset.from_tensor_slices(made).map(
             lambda img: (img, tf.one_hot(g.label, 2), tf.constant(w, tf.float32)))

@@ -21,6 +21,7 @@ from keras_cxr.kernels.adam import FusedAdam
 from keras_cxr.methods import get_method
 from keras_cxr.metrics import binary_metrics
 from keras_cxr.precision import dtype_policy
+from keras_cxr.provenance import provenance
 
 
 class KeepBestWeights(keras.callbacks.Callback):
@@ -183,6 +184,7 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
                       "epochs": epoch_times.epochs, "test": round(test_s, 2), "weights": round(weights_s, 2),
                       "total": round(time.perf_counter() - t0, 2)},
         "weights": str(weights_path), "classifier_config": config.to_dict()["classifier"],
+        "provenance": provenance(),
     }
 
 

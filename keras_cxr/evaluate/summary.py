@@ -220,6 +220,42 @@ def _paired_section(summary: dict) -> list[str]:
     return lines
 
 
+def provenance_lines(cells: list[dict]) -> list[str]:
+    """Which code, versions and CPUs the cells came from; a warning when they are mixed."""
+    recorded = [c["provenance"] for c in cells if c.get("provenance")]
+    lines = ["## Provenance", ""]
+    if not recorded:
+        return lines + ["No cell records its provenance (all were written before it was recorded)."]
+
+    def code(p):
+        if p.get("commit") is None:
+            return "an installed package (no checkout)"
+        return f"{p['commit'][:12]}{' with uncommitted changes' if p.get('dirty') else ''}"
+
+    def named(values):
+        counts: dict = {}
+        for v in values:
+            counts[v] = counts.get(v, 0) + 1
+        return "; ".join(f"{v} ({n} cells)" for v, n in counts.items())
+
+    def cpu_line(p):
+        return f"{p['cpu']}, {p['threads']} op threads"
+
+    vers = [", ".join(f"{k} {v}" for k, v in p["versions"].items()) for p in recorded]
+    lines += [f"- Code: {named(code(p) for p in recorded)}.", f"- Versions: {named(vers)}.",
+              f"- CPU: {named(cpu_line(p) for p in recorded)}."]
+    reasons = [what for what, values in (("more than one commit", [code(p) for p in recorded]),
+                                         ("more than one set of library versions", vers)) if len(set(values)) > 1]
+    if any(p.get("dirty") for p in recorded):
+        reasons.append("code with uncommitted changes")
+    if reasons:
+        lines.append(f"- **Warning: the cells come from {' and '.join(reasons)}**, so the table may not compare "
+                     f"like with like. Rerun with --rebuild on one committed version to be sure.")
+    if len(recorded) < len(cells):
+        lines.append(f"- {len(cells) - len(recorded)} cell(s) record no provenance (written before it was recorded).")
+    return lines
+
+
 def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title: str, context: str,
                   not_like_the_paper: list[str] | None = None, manifest=None) -> dict:
     """Writes results.json, results.csv (one row per cell) and results.md; returns the summary.
@@ -239,5 +275,6 @@ def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title
         w.writerow([c["method"], c["seed"], *[c["metrics"][k] for k in METRICS], tn, fp, fn, tp,
                     *c["train_counts"], c["timings_s"]["train"]])
     write_text(out_dir / "results.csv", buf.getvalue())
-    write_text(out_dir / "results.md", render_markdown(summary, title, context, not_like_the_paper))
+    md = render_markdown(summary, title, context, not_like_the_paper)
+    write_text(out_dir / "results.md", md + "\n" + "\n".join(provenance_lines(cells)) + "\n")
     return summary

@@ -10,9 +10,9 @@ weight files move between machines and settings.
 - `adam`: Adam's update as one fused kernel (~3x for the update);
 - `conv_input_grad`: ResNet18's conv input gradient as a forward convolution. TensorFlow's stock
   kernel for it is slow on x86-64 CPUs without AVX-512: the rewrite made the whole quick step
-  2.3x faster on the host of 2026-11-25 and 2.6x on the AVX2-only AMD EPYC of 2026-12-01, and
+  2.3x faster on the host of 2026-11-25 and 2.9x on the AVX2-only AMD EPYC of 2026-12-01, and
   6-9% slower on the AVX-512 AMD EPYC hosts of 2026-11-26
-  (experiments/benchmarks/results/resnet18_step.md, cell_profile.md). So `auto` takes it on
+  (experiments/benchmarks/results/resnet18_step.md, resnet18_step_avx2.md). So `auto` takes it on
   x86-64 CPUs without AVX-512, and `conv_grad` takes it everywhere. It is chosen by the CPU's
   features, never by timing: the two paths differ in round-off, and a choice that flipped with
   machine load would make a cell's numbers depend on load.

@@ -1,0 +1,66 @@
+"""What made a result: the code (commit, uncommitted changes), the library versions, the threads
+and the CPU. Recorded in every cell beside its identity (`keras_cxr.evaluate.cells`), which says
+what a cell's numbers depend on; provenance says what produced them, so that `results.md` can
+name every commit and version its cells came from and warn when they are mixed."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("keras_cxr", "tensorflow", "keras", "numpy")
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict:
+    """The git commit of the checkout keras_cxr runs from and whether it has uncommitted changes
+    (None for both when installed from a wheel, outside any checkout)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    if not (root / ".git").exists():
+        return {"commit": None, "dirty": None}
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "keras_cxr")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform says."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def versions() -> dict:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def provenance() -> dict:
+    """Code, versions, op threads (the KERAS_CXR_THREADS cap, or the CPU count TensorFlow uses) and CPU."""
+    import tensorflow as tf
+
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    return {**code_version(), "versions": versions(), "threads": threads, "cpu": cpu_model(),
+            "cpus": os.cpu_count()}

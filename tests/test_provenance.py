@@ -1,0 +1,31 @@
+"""Every cell says what made it; results.md names the commits, versions and CPUs and warns on a mix."""
+
+import subprocess
+
+from keras_cxr.evaluate.summary import provenance_lines
+from keras_cxr.provenance import code_version, provenance
+from tests.conftest import REPO
+
+
+def test_provenance_names_this_checkout_and_the_libraries():
+    p = provenance()
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert p["commit"] == head and isinstance(p["dirty"], bool)
+    assert set(p["versions"]) == {"keras_cxr", "tensorflow", "keras", "numpy"}
+    assert p["versions"]["tensorflow"].startswith("2.21") and p["threads"] >= 1 and p["cpu"]
+    assert code_version() is code_version()  # asked once per process
+
+
+def _cell(commit, dirty=False, tf="2.21.0"):
+    return {"provenance": {"commit": commit, "dirty": dirty, "cpu": "AMD EPYC", "threads": 2,
+                           "versions": {"keras_cxr": "0.1.0", "tensorflow": tf, "keras": "3.15.1", "numpy": "2.3.0"}}}
+
+
+def test_results_warn_when_cells_come_from_mixed_code_or_versions():
+    same = "\n".join(provenance_lines([_cell("a" * 40), _cell("a" * 40)]))
+    assert "- Code: aaaaaaaaaaaa (2 cells)." in same and "Warning" not in same
+    mixed = "\n".join(provenance_lines([_cell("a" * 40), _cell("b" * 40, tf="2.21.1"), {}]))
+    assert "**Warning: the cells come from more than one commit and more than one set of library versions**" in mixed
+    assert "1 cell(s) record no provenance" in mixed
+    dirty = "\n".join(provenance_lines([_cell("a" * 40, dirty=True)]))
+    assert "aaaaaaaaaaaa with uncommitted changes" in dirty and "come from code with uncommitted changes" in dirty
