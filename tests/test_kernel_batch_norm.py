@@ -37,6 +37,7 @@ def test_training_pass_equals_stock_layer(shape):
 def test_resnet18_uses_it_and_trains_like_stock():
     """Two SGD steps of ResNet18 with the fused kernel end at the weights and moving statistics
     the stock layer's training reaches (not only finite gradients)."""
+    keras.utils.set_random_seed(0)  # the initial weights: without a seed they came from whatever ran before
     fused = build_resnet18(32, kernels=Kernels(fused_bn=True))
     stock = build_resnet18(32, kernels=STOCK)
     bns = [layer for layer in fused.layers if isinstance(layer, keras.layers.BatchNormalization)]
@@ -52,10 +53,12 @@ def test_resnet18_uses_it_and_trains_like_stock():
         model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     # The two kernels differ in round-off (gradients ~1e-5 relative); training amplifies that
     # (measured: 2e-4 of the update after one step, 3e-3 after two, 0.3 after three at this
-    # batch of 8), so the bound is 2e-2 of each weight's update after two steps. A wrong
-    # gradient or moving-statistics update differs by the size of the update itself.
+    # batch of 8), and how much depends on the initial weights: after two steps the worst weight
+    # differed by 1.7e-4 to 2.2e-2 of its update over initial-weight seeds 0-7 (AMD EPYC,
+    # 2026-12-01). So the bound is 0.1 of each weight's update. A wrong gradient or
+    # moving-statistics update differs by the size of the update itself.
     for a, b, start in zip(fused.weights, stock.weights, initial):
         a, b = a.numpy(), b.numpy()
         step = np.linalg.norm(b - start)
         assert step > 0, "training did not move this weight: the comparison would prove nothing"
-        assert np.linalg.norm(a - b) <= 2e-2 * step, a.shape
+        assert np.linalg.norm(a - b) <= 0.1 * step, a.shape
