@@ -19,6 +19,7 @@ from keras_cxr.errors import KerasCXRError
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # dtype policies (keras_cxr.precision)
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # keras_cxr.gan.diffaugment
+UPSAMPLING = ("transpose", "resize")  # keras_cxr.gan.generator
 
 # Package data, so that a wheel install (not only the editable checkout) finds them.
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -66,6 +67,9 @@ class GANConfig:
             to 128.
         learning_rate: float. Adam learning rate of both nets. Defaults to 2e-3 (paper text;
             both reference codes use 2e-4).
+        d_learning_rate: float or None. The discriminator's own Adam learning rate (the two
+            time-scale update rule, Heusel et al. 2017); None: `learning_rate`, as in the paper.
+            Defaults to None.
         beta_1, beta_2: float. Adam decay rates. Defaults to 0.5 and 0.999.
         dcgan_epochs: int. DCGAN epochs on the minority images only. Defaults to 160.
         cdcgan_epochs: int. cDCGAN epochs on all of train. Defaults to 48.
@@ -89,6 +93,9 @@ class GANConfig:
             requests are an error, not an unbounded allocation). Defaults to 4096.
         diffaugment: str. "none" (the paper) or a comma list of DiffAugment policies from
             color, translation, cutout (`keras_cxr.gan.diffaugment`). Defaults to "none".
+        upsample: str. How the generator doubles its side: "transpose" (Conv2DTranspose(F, 4,
+            stride 2), the paper) or "resize" (nearest-neighbour resize, then Conv2D(F, 3): Odena
+            et al. 2016, against transposed convolutions' checkerboard). Defaults to "transpose".
         eval_every: int. Every this many epochs (and at the last), the Frechet distance, KID and
             (cDCGAN) label fidelity of `eval_images` generated images from fixed latents,
             measured with the run's feature extractor (`keras_cxr.evaluate.extractor`) and
@@ -108,6 +115,7 @@ class GANConfig:
     pixel_range: str = "0_1"
     batch_size: int = 128
     learning_rate: float = 2e-3
+    d_learning_rate: float | None = None
     beta_1: float = 0.5
     beta_2: float = 0.999
     dcgan_epochs: int = 160
@@ -121,6 +129,7 @@ class GANConfig:
     max_loss: float = 1000.0
     max_images: int = 4096
     diffaugment: str = "none"
+    upsample: str = "transpose"
     eval_every: int = 0
     eval_images: int = 512
     export: str = "last"
@@ -316,6 +325,11 @@ def validate(config: Config) -> None:
             raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(g, key)}")
     for section, opt in (("gan", g), ("classifier", config.classifier)):
         _validate_adam(section, opt.learning_rate, opt.beta_1, opt.beta_2)
+    if g.d_learning_rate is not None and not (math.isfinite(g.d_learning_rate) and g.d_learning_rate > 0):
+        raise KerasCXRError(f"`gan.d_learning_rate` must be finite and > 0 (or null: gan.learning_rate). "
+                            f"Received: d_learning_rate={g.d_learning_rate}")
+    if g.upsample not in UPSAMPLING:
+        raise KerasCXRError(f"`gan.upsample` must be one of {', '.join(UPSAMPLING)}. Received: {g.upsample!r}")
     if g.max_images < 1:
         raise KerasCXRError(f"`max_images` must be >= 1. Received: max_images={g.max_images}")
     if not g.max_loss > 0:

@@ -42,7 +42,7 @@ def reexport(run_dir: Path, export_dir: Path) -> str:
     conditional = meta["kind"] == "cdcgan"
     old_vars = {v.name.split(":")[0]: v.numpy() for v in old.signatures["serving_default"].variables}
     gen = build_generator(preset["image_size"], g["latent_dim"], g["filters"], conditional,
-                          embedding_dim=g["embedding_dim"])
+                          embedding_dim=g["embedding_dim"], upsample=g.get("upsample", "transpose"))
     if {w.path for w in gen.weights} != set(old_vars):
         raise SystemExit(f"{export_dir}: variables {sorted(old_vars)} do not match the generator "
                          f"{sorted(w.path for w in gen.weights)}")

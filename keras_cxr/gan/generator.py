@@ -36,6 +36,7 @@ def build_generator(
     embedding_dim: int = 50,
     name: str | None = None,
     kernels: Kernels | None = None,
+    upsample: str = "transpose",
 ) -> keras.Model:
     """Builds the DCGAN generator: z -> Dense(8*8*F) -> LeakyReLU(0.2) -> Reshape(8, 8, F) ->
     n x [Conv2DTranspose(F, 4, stride 2, same) -> LeakyReLU(0.2)] -> Conv2D(1, 5, same, tanh).
@@ -55,6 +56,10 @@ def build_generator(
             `SingleFilterConv2D`'s CPU kernels (same numbers, ~4x faster training pass on CPU).
             The layer class is the same either way, so weights move between machines.
             Defaults to `resolve("auto")` (on when no GPU is visible).
+        upsample: str. "transpose" (the paper's Conv2DTranspose) or "resize": each block a
+            nearest-neighbour 2x resize then Conv2D(F, 3, same), which cannot make the
+            checkerboard a stride-2 transposed conv with a kernel of 4 can (Odena et al. 2016,
+            "Deconvolution and Checkerboard Artifacts"). Defaults to "transpose".
 
     Returns:
         keras.Model with inputs `latent` [B, latent_dim] (and `label` [B] int32), output
@@ -75,8 +80,14 @@ def build_generator(
     x = keras.layers.Dense(BASE_SIDE * BASE_SIDE * filters, name="project_dense")(x)
     x = keras.layers.LeakyReLU(negative_slope=0.2, name="project_leaky_relu")(x)
     x = keras.layers.Reshape((BASE_SIDE, BASE_SIDE, filters), name="project_reshape")(x)
+    if upsample not in ("transpose", "resize"):
+        raise KerasCXRError(f"`upsample` must be 'transpose' or 'resize'. Received: upsample={upsample!r}")
     for i in range(1, blocks + 1):
-        x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name=f"up{i}_conv_transpose")(x)
+        if upsample == "transpose":
+            x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name=f"up{i}_conv_transpose")(x)
+        else:
+            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}_resize")(x)
+            x = keras.layers.Conv2D(filters, 3, padding="same", name=f"up{i}_conv")(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"up{i}_leaky_relu")(x)
     # float32 under any mixed-precision policy: tanh outputs are what D and the exports see.
     images = SingleFilterConv2D(1, 5, padding="same", activation="tanh", name="output_conv",

@@ -45,19 +45,19 @@ def build_gan(kind: str, config: Config, alpha: float = 0.5, kernels: Kernels | 
     keras.utils.set_random_seed(g.seed)  # weight init
     with dtype_policy(g.precision):
         generator = build_generator(config.image_size, g.latent_dim, g.filters, conditional, embedding_dim=g.embedding_dim,
-                                    kernels=kernels)
+                                    kernels=kernels, upsample=g.upsample)
         discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator,
                                             embedding_dim=g.embedding_dim)
         gan = GAN(generator, discriminator, g.latent_dim, conditional, alpha, g.seed, majority_label=majority_label,
                   diffaugment=parse_policies(g.diffaugment), name=f"{kind}_gan")
 
-    def adam():
-        return for_precision(FusedAdam(g.learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=kernels.fused_adam),
+    def adam(learning_rate):
+        return for_precision(FusedAdam(learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=kernels.fused_adam),
                              g.precision)
 
     gan.compile(
-        d_optimizer=adam(),
-        g_optimizer=adam(),
+        d_optimizer=adam(g.learning_rate if g.d_learning_rate is None else g.d_learning_rate),  # TTUR when set
+        g_optimizer=adam(g.learning_rate),
         loss_fn=keras.losses.BinaryCrossentropy(),
         jit_compile=g.jit_compile,
     )
