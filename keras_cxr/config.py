@@ -93,6 +93,11 @@ class GANConfig:
             requests are an error, not an unbounded allocation). Defaults to 4096.
         diffaugment: str. "none" (the paper) or a comma list of DiffAugment policies from
             color, translation, cutout (`keras_cxr.gan.diffaugment`). Defaults to "none".
+        real_sampling: str. How a cDCGAN's real half batches are drawn: "dataset" (at random
+            from all of train, as the codes do) or "balanced" (half from each label, so D sees
+            the minority as often as the majority; alpha keeps its meaning, the share of fake
+            labels from the majority). A DCGAN trains on one label: no effect. Defaults to
+            "dataset".
         upsample: str. How the generator doubles its side: "transpose" (Conv2DTranspose(F, 4,
             stride 2), the paper) or "resize" (nearest-neighbour resize, then Conv2D(F, 3): Odena
             et al. 2016, against transposed convolutions' checkerboard). Defaults to "transpose".
@@ -129,6 +134,7 @@ class GANConfig:
     max_loss: float = 1000.0
     max_images: int = 4096
     diffaugment: str = "none"
+    real_sampling: str = "dataset"
     upsample: str = "transpose"
     eval_every: int = 0
     eval_images: int = 512
@@ -328,6 +334,8 @@ def validate(config: Config) -> None:
     if g.d_learning_rate is not None and not (math.isfinite(g.d_learning_rate) and g.d_learning_rate > 0):
         raise KerasCXRError(f"`gan.d_learning_rate` must be finite and > 0 (or null: gan.learning_rate). "
                             f"Received: d_learning_rate={g.d_learning_rate}")
+    if g.real_sampling not in ("dataset", "balanced"):
+        raise KerasCXRError(f"`gan.real_sampling` must be 'dataset' or 'balanced'. Received: {g.real_sampling!r}")
     if g.upsample not in UPSAMPLING:
         raise KerasCXRError(f"`gan.upsample` must be one of {', '.join(UPSAMPLING)}. Received: {g.upsample!r}")
     if g.max_images < 1:

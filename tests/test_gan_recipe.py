@@ -1,5 +1,5 @@
 """Settings for better conditional generators (issue 23), each off by default: a separate
-discriminator learning rate (TTUR) and resize-convolution upsampling."""
+discriminator learning rate (TTUR), resize-convolution upsampling and class-balanced real batches."""
 
 import keras
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 from keras_cxr.config import load_preset
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.generator import build_generator
-from keras_cxr.gan.train import build_gan
+from keras_cxr.gan.train import build_gan, real_batches
 
 
 def test_the_paper_keeps_one_learning_rate_and_transposed_convolutions():
@@ -53,3 +53,26 @@ def test_a_resize_gan_trains_a_step():
     logs = gan.train_step((real, np.array([0, 1, 0, 1], "int32")))
     assert all(np.isfinite(float(v)) for v in logs.values()), logs
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, gan.generator.trainable_weights))
+
+
+def test_balanced_real_batches_draw_each_label_equally_and_dataset_draws_are_unchanged():
+    labels = np.array([0] * 90 + [1] * 10, dtype=np.int64)  # 10% minority
+    images = np.arange(100, dtype=np.uint8).reshape(100, 1, 1).repeat(4, 1).repeat(4, 2)
+    balanced = [lab.numpy() for _, lab in real_batches(images, labels, 8, 0, 50, seed=3, pixel_range="0_1", balanced=True)]
+    assert all(np.bincount(b, minlength=2).tolist() == [4, 4] for b in balanced)
+    odd = next(iter(real_batches(images, labels, 5, 0, 1, seed=3, pixel_range="0_1", balanced=True)))[1].numpy()
+    assert np.bincount(odd, minlength=2).tolist() == [2, 3]
+    # Images and labels stay paired: pixel value i is image i, whose label is labels[i].
+    for x, lab in real_batches(images, labels, 8, 0, 5, seed=3, pixel_range="0_1", balanced=True):
+        np.testing.assert_array_equal(labels[np.round(x.numpy()[:, 0, 0, 0] * 255).astype(int)], lab.numpy())
+    # "dataset": the codes' uniform draw over all of train, as before (about 10% minority).
+    drawn = np.concatenate([lab.numpy() for _, lab in real_batches(images, labels, 8, 0, 200, 3, "0_1")])
+    assert 0.05 < drawn.mean() < 0.15
+    import tensorflow as tf
+
+    # The draw the step has always made (before `balanced` existed): stateless, keyed on (seed, 1, step).
+    old = [tf.random.stateless_uniform([8], tf.random.experimental.stateless_fold_in(tf.constant([3, 1], tf.int64), tf.constant(step, tf.int64)),
+                                       0, 100, dtype=tf.int64).numpy() for step in range(200)]
+    np.testing.assert_array_equal(drawn, labels[np.concatenate(old)])
+    with pytest.raises(KerasCXRError, match="`gan.real_sampling` must be 'dataset' or 'balanced'"):
+        load_preset("tiny", ["gan.real_sampling=oversample"])

@@ -67,17 +67,29 @@ def build_gan(kind: str, config: Config, alpha: float = 0.5, kernels: Kernels | 
 
 
 def real_batches(images: np.ndarray, labels: np.ndarray, half_batch: int, start_step: int,
-                 end_step: int, seed: int, pixel_range: str) -> tf.data.Dataset:
+                 end_step: int, seed: int, pixel_range: str, balanced: bool = False) -> tf.data.Dataset:
     """Half batches of real images drawn at random with replacement, as the codes'
-    `randint(0, N, half_batch)` does, keyed on (seed, step) so a resumed run draws the same."""
-    n = len(images)
+    `randint(0, N, half_batch)` does, keyed on (seed, step) so a resumed run draws the same.
+
+    `balanced` (`gan.real_sampling: balanced`, for a cDCGAN): half of each half batch from each
+    label (label 1 gets the odd one out), so D sees as many real minority images as majority ones.
+    """
     all_images, all_labels = tf.constant(images), tf.constant(labels, dtype=tf.int32)
     base = tf.constant([seed, 1], dtype=tf.int64)
+    pools = [tf.constant(np.flatnonzero(labels == c), dtype=tf.int64) for c in (0, 1)] if balanced else None
+
+    def uniform(key, count, n):
+        return tf.random.stateless_uniform([count], key, 0, n, dtype=tf.int64)
 
     def draw(step):
-        idx = tf.random.stateless_uniform(
-            [half_batch], tf.random.experimental.stateless_fold_in(base, step), 0, n, dtype=tf.int64
-        )
+        key = tf.random.experimental.stateless_fold_in(base, step)
+        if not balanced:
+            idx = uniform(key, half_batch, len(images))
+        else:
+            counts = (half_batch // 2, half_batch - half_batch // 2)
+            idx = tf.concat([tf.gather(pool, uniform(tf.random.experimental.stateless_fold_in(key, c), k,
+                                                     tf.size(pool, out_type=tf.int64)))
+                             for c, (pool, k) in enumerate(zip(pools, counts))], axis=0)
         return to_float(tf.gather(all_images, idx), pixel_range), tf.gather(all_labels, idx)
 
     ds = tf.data.Dataset.range(start_step, end_step)
@@ -308,7 +320,9 @@ def _fit(run: RunFolder, config: Config, train, meta: dict, verbose, strategy, m
                          probe if g.eval_every else None, g.eval_every, epochs, g.min_label_fidelity)
     if start < stop:
         print(f"{run.name}: training epochs {start + 1}-{stop} of {epochs} ({len(train)} images)", flush=True)
-        ds = real_batches(images, labels, g.batch_size // 2, start * steps, stop * steps, g.seed, g.pixel_range)
+        balanced = g.real_sampling == "balanced" and run.spec.conditional  # a DCGAN's images have one label
+        ds = real_batches(images, labels, g.batch_size // 2, start * steps, stop * steps, g.seed, g.pixel_range,
+                          balanced)
         callbacks = [guard, epoch_end, keras.callbacks.TensorBoard(log_dir=str(run.tensorboard_dir), write_graph=False)]
         gan.fit(ds, epochs=stop, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose, shuffle=False)
     if guard.diverged is not None:
