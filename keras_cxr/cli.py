@@ -383,7 +383,7 @@ def _add_gan_commands(sub) -> None:
 def _add_classifier_commands(sub) -> None:
     from keras_cxr.methods import method_names
 
-    methods = f"{', '.join(method_names())} (cDCGAN rows follow gan.alphas)"
+    methods = f"{', '.join(method_names(controls=True))} (cDCGAN rows follow gan.alphas)"
     p = sub.add_parser("train-classifier", help="train and test the classifier for one (method, seed) cell")
     p.add_argument("--method", required=True, help=f"one of: {methods}")
     p.add_argument("--seed", type=int, default=0)

@@ -350,7 +350,7 @@ def validate(config: Config) -> None:
     if config.kernels not in KERNEL_SETTINGS:
         raise KerasCXRError(f"`kernels` must be one of {', '.join(KERNEL_SETTINGS)}. Received: kernels={config.kernels!r}")
     c = config.classifier
-    known = method_names(g.alphas)
+    known = method_names(g.alphas, controls=True)
     unknown = [m for m in c.methods if m not in known]
     if unknown:
         raise KerasCXRError(f"unknown method(s) {unknown} (known with gan.alphas={list(g.alphas)}: {', '.join(known)})")

@@ -5,6 +5,11 @@ The classic rows are listed in `CLASSIC`. The GAN rows come from the preset: `dc
 `cdcgan_aNNN` per value of `gan.alphas` (the paper's 0.25, 0.5 and 0.75 by default). Adding a
 method is one entry in `CLASSIC`; adding a cDCGAN row is one value in `gan.alphas`. The matrix, the
 CLI, the report and `make train-gan` all read this module.
+
+`CONTROLS` are threshold controls, not resamplers: rows derived from the baseline cell of the same
+seed by moving its decision threshold only (`keras_cxr.evaluate.thresholds`), with no training.
+They answer whether a rebalancing method gives more than a moved threshold. They are not among
+the default rows (the paper's eleven); name them in `classifier.methods` or `--methods`.
 """
 
 from __future__ import annotations
@@ -66,15 +71,20 @@ class Method:
         make: callable (seed, config) -> resampler, for methods that need no generator.
         generator: GeneratorSpec or None. The generator a GAN method streams images from.
         gradcam: bool. One of the methods the paper's Grad-CAM figure shows (5.3).
+        derived_from: str or None. A threshold control: the method whose cell (same seed) it
+            re-thresholds, with no training of its own.
     """
 
     name: str
     make: Callable | None = None
     generator: GeneratorSpec | None = None
     gradcam: bool = False
+    derived_from: str | None = None
 
     def resampler(self, seed: int, config, models_dir=None):
         """The resampler for one cell; a GAN method's generator must already be exported."""
+        if self.derived_from is not None:
+            raise KerasCXRError(f"method {self.name!r} trains nothing: it re-thresholds the {self.derived_from} cell")
         if self.generator is None:
             return self.make(seed, config)
         if models_dir is None:
@@ -100,24 +110,34 @@ CLASSIC = (
 )
 
 
+CONTROLS = (
+    Method("baseline_threshold", derived_from="baseline"),  # threshold chosen on the balanced validation set
+    Method("logit_adjustment", derived_from="baseline"),  # Menon et al. 2021, post-hoc, tau = 1
+)
+
+
 def generator_specs(alphas=PAPER_ALPHAS) -> tuple[GeneratorSpec, ...]:
     """The generators of a preset: DCGAN, then one cDCGAN per alpha."""
     return (GeneratorSpec("dcgan"), *(GeneratorSpec("cdcgan", float(a)) for a in alphas))
 
 
-def registry(alphas=PAPER_ALPHAS) -> dict[str, Method]:
-    """Every method for a preset's alphas, by name, in the matrix's row order."""
+def registry(alphas=PAPER_ALPHAS, controls: bool = True) -> dict[str, Method]:
+    """Every method for a preset's alphas, by name, in the matrix's row order; `controls`: with
+    the threshold controls after them."""
     gan = [Method(s.name, generator=s, gradcam=s.kind == "dcgan" or s.alpha == 0.5)  # paper 5.3's figure
            for s in generator_specs(alphas)]
     methods = {m.name: m for m in (*CLASSIC, *gan)}
-    if len(methods) != len(CLASSIC) + len(gan):
+    if controls:
+        methods.update({m.name: m for m in CONTROLS})
+    if len(methods) != len(CLASSIC) + len(gan) + (len(CONTROLS) if controls else 0):
         raise KerasCXRError(f"`gan.alphas` name the same cDCGAN twice (names round alpha to 0.01). "
                             f"Received: alphas={list(alphas)}")
     return methods
 
 
-def method_names(alphas=PAPER_ALPHAS) -> tuple[str, ...]:
-    return tuple(registry(alphas))
+def method_names(alphas=PAPER_ALPHAS, controls: bool = False) -> tuple[str, ...]:
+    """The default rows (the paper's methods); with `controls`, every name the matrix knows."""
+    return tuple(registry(alphas, controls))
 
 
 def get_method(name: str, alphas=PAPER_ALPHAS) -> Method:

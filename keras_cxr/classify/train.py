@@ -163,6 +163,7 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
                         callbacks=[best, epoch_times], verbose=verbose, shuffle=False)
     train_s = time.perf_counter() - t1
     scores, metrics = _test(model, splits, c.batch_size)
+    val_scores = _scores(model, splits.val, c.batch_size)[0]  # what a threshold control tunes on
     test_s = time.perf_counter() - t1 - train_s
     weights_path = Path(out_dir) / "weights" / f"{method}__seed{seed}.weights.h5"
     session.save_weights(weights_path)
@@ -175,6 +176,7 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
         "weights_init": "imagenet" if imagenet_weights else "scratch",
         "metrics": metrics,
         "test_scores": [round(float(v), 6) for v in scores],  # P(pneumonia) per test image, manifest order
+        "val_scores": [round(float(v), 6) for v in val_scores],  # the same for validation
         "train_counts_before": np.bincount(labels, minlength=2).tolist(),  # before resampling
         "train_counts": rs.class_counts(labels), "train_images_per_epoch": n_train,
         "generator": _generator_record(rs),
@@ -188,8 +190,13 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     }
 
 
+def _scores(model, split: tuple, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(P(pneumonia), the two sigmoid outputs) per image of a split, manifest order."""
+    probs = model.predict(eval_dataset(*split, batch_size), verbose=0)
+    return probs[:, 1] / np.maximum(probs.sum(axis=1), 1e-12), probs  # two independent sigmoids -> P(pneumonia)
+
+
 def _test(model, splits: Splits, batch_size: int) -> tuple[np.ndarray, dict]:
     """P(pneumonia) per test image, and the metrics of the argmax predictions."""
-    probs = model.predict(eval_dataset(*splits.test, batch_size), verbose=0)
-    scores = probs[:, 1] / np.maximum(probs.sum(axis=1), 1e-12)  # two independent sigmoids -> P(pneumonia)
+    scores, probs = _scores(model, splits.test, batch_size)
     return scores, binary_metrics(splits.test[1], probs.argmax(axis=1), scores)

@@ -57,10 +57,19 @@ def cell_state(out_dir, method: str, seed: int, identity: dict) -> str | list[st
 
 def run_cell(method: str, seed: int, config, splits, out_dir, models_dir=None, imagenet_weights=None,
              verbose: int = 0, session=None, identity: dict | None = None) -> dict:
-    """Trains and tests one cell (`classify.train.train_classifier`), then writes its file."""
-    from keras_cxr.classify.train import train_classifier
+    """Trains and tests one cell (`classify.train.train_classifier`), or derives a threshold
+    control from its source cell (`evaluate.thresholds`), then writes its file."""
+    source = get_method(method, config.gan.alphas).derived_from
+    if source is not None:  # a threshold control: the source cell re-thresholded, no training
+        from keras_cxr.evaluate.thresholds import derive_cell
 
-    result = train_classifier(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose, session)
+        cell = json.loads(cell_path(out_dir, source, seed).read_text())
+        result = derive_cell(method, cell, splits.test[1], splits.val[1])
+    else:
+        from keras_cxr.classify.train import train_classifier
+
+        result = train_classifier(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose,
+                                  session)
     if identity is not None:
         result["identity"] = identity
     write_json(cell_path(out_dir, method, seed), result)

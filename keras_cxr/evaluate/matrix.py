@@ -193,6 +193,10 @@ def _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose, rebu
     c = config.classifier
     known = registry(config.gan.alphas)
     cells = [(m, s) for m in c.methods for s in c.seeds][k::n]
+    # A threshold control re-thresholds its source cell (baseline, same seed): that cell is run
+    # here too when this shard needs it (its lock keeps it from running twice across shards).
+    sources = [(known[m].derived_from, s) for m, s in cells if known[m].derived_from]
+    cells += [cell for cell in dict.fromkeys(sources) if cell not in cells]
     models_dir = out_dir / "models"
     data_sha256 = manifest_sha256(manifest)
 
@@ -200,8 +204,9 @@ def _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose, rebu
         return cell_identity(method, seed, config, data_sha256, models_dir, imagenet_weights)
 
     todo = _cells_to_run(out_dir, cells, identity, rebuild)
-    # Classic methods first: their results appear while no generator has been trained yet.
-    todo.sort(key=lambda cell: known[cell[0]].generator is not None)
+    # Classic methods first: their results appear while no generator has been trained yet;
+    # threshold controls after the cells they re-threshold.
+    todo.sort(key=lambda cell: (known[cell[0]].derived_from is not None, known[cell[0]].generator is not None))
     print(f"matrix: {len(cells)} cells in this shard ({k}/{n}), {len(cells) - len(todo)} already done, {len(todo)} to run")
     splits = Splits.load(manifest, config.image_size) if todo else None
     session = ClassifierSession(config, imagenet_weights) if todo else None
@@ -210,9 +215,11 @@ def _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose, rebu
     while pending:
         progressed = False
         for method, seed in list(pending):
-            spec = known[method].generator
+            spec, source = known[method].generator, known[method].derived_from
             if spec is not None and not _generator_ready(config, out_dir, manifest, spec, verbose, said_busy):
                 continue  # another process trains it: come back to this cell later
+            if source is not None and cell_state(out_dir, source, seed, identity(source, seed)) not in ("same", "unrecorded"):
+                continue  # its source cell is still running (here or in another process)
             r = _run_cell_locked(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose,
                                  session, said_busy, identity(method, seed))
             if r is BUSY:
