@@ -108,7 +108,7 @@ def test_chexpert_style_paths_values_and_split_column(tmp_path, capsys):
             "--label-map", "1=PNEUMONIA,0=NORMAL", "--split-column", "Split"]
     assert main(args) == 2  # -1.0 and blank are not mapped: an error that names them and the way out
     line = one_error_line(capsys)
-    assert "column 'Pneumonia' has values --label-map does not name: '-1.0' (1 rows), '' (1 rows)" in line, line
+    assert "column 'Pneumonia' has values --label-map does not name: '-1.0' (1 row), '' (1 row)" in line, line
     assert "--skip-unmapped" in line
     assert main(args + ["--skip-unmapped"]) == 0
     captured = capsys.readouterr()

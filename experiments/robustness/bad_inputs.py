@@ -98,6 +98,29 @@ def zip_bomb(path: Path) -> Path:
     return path
 
 
+def dicom_tree(root: Path, frames: int = 1, photometric: str = "MONOCHROME2") -> Path:
+    """A copy of the bundled sample with one DICOM (made with pydicom) among the train images."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("*.md"))
+    samples = 3 if photometric == "RGB" else 1
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1", generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 16, 16, samples, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    if samples == 3:
+        ds.PlanarConfiguration = 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.PixelData = bytes(16 * 16 * samples * frames)
+    ds.save_as(root / "train" / "PNEUMONIA" / "scan.dcm", enforce_file_format=True)
+    return root
+
+
 def mount_tmpfs(path: Path, opts: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
@@ -198,6 +221,24 @@ def main() -> None:
                                                        "--out", str(w / "a18")]),
         ("`data fetch` of a zip bomb (128 MiB of zeros)", ["data", "fetch", "kermany", "--dest", str(w / "a19"),
                                                            "--url", zip_bomb(w / "bomb.zip").as_uri()]),
+    ]
+    # Data as hospitals ship it (issue 26): DICOM files and a flat folder with a CSV of labels.
+    (w / "flat").mkdir()
+    for i, f in enumerate(normal + pneumonia):
+        shutil.copy(f, w / "flat" / f"{i}.png")
+    (w / "labels.csv").write_text("id,Target\n0.png,0\n1.png,0\n2.png,1\n3.png,-1\n")
+    (w / "missing.csv").write_text("id,Target\n0.png,0\nnot_there,1\n")
+    mapped = ["--label-map", "1=PNEUMONIA,0=NORMAL"]
+    cases += [
+        ("multi-frame DICOM in a class folder", ["data", "prepare", str(dicom_tree(w / "d1", frames=2)), "--out", str(w / "b1")]),
+        ("colour DICOM in a class folder", ["data", "prepare", str(dicom_tree(w / "d2", photometric="RGB")), "--out", str(w / "b2")]),
+        ("label file: a value `--label-map` does not name", ["data", "prepare", str(w / "flat"), "--labels", str(w / "labels.csv"),
+                                                             *mapped, "--out", str(w / "b3")]),
+        ("label file lists a missing image", ["data", "prepare", str(w / "flat"), "--labels", str(w / "missing.csv"),
+                                              *mapped, "--out", str(w / "b4")]),
+        ("`--label-column` without `--labels`", ["data", "prepare", str(w / "flat"), "--label-column", "Target",
+                                                 "--out", str(w / "b5")]),
+        ("a flat folder without `--labels`", ["data", "prepare", str(w / "flat"), "--out", str(w / "b6")]),
     ]
     notes = []
     if mount_tmpfs(w / "full", "size=24k"):

@@ -179,7 +179,7 @@ def read_label_file(root: Path, table: LabelTable, class_names: tuple, suffixes:
         raise KerasCXRError(f"{path} lists {len(missing)} image(s) not found under {root} (paths are relative to "
                             f"the image folder; a name without a suffix may end in {', '.join(suffixes)}): {shown}")
     if out.unmapped and not table.skip_unmapped:
-        values = ", ".join(f"{v!r} ({n:,} rows)" for v, n in out.unmapped.most_common())
+        values = ", ".join(f"{v!r} ({n:,} row{'s' if n != 1 else ''})" for v, n in out.unmapped.most_common())
         raise KerasCXRError(f"{path}: column {label_col!r} has values --label-map does not name: {values}. "
                             f"Map them, or pass --skip-unmapped to leave those rows out")
     return out
