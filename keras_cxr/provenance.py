@@ -12,6 +12,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from keras_cxr.kernels import cpuinfo
+
 PACKAGES = ("keras_cxr", "tensorflow", "keras", "numpy")
 
 
@@ -37,16 +39,10 @@ def code_version() -> dict:
 
 def cpu_model() -> str:
     """The CPU's model name (Linux: /proc/cpuinfo), else what the platform says."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    return cpuinfo("model name") or platform.processor() or platform.machine() or "unknown"
 
 
+@functools.lru_cache(maxsize=1)
 def versions() -> dict:
     out = {}
     for name in PACKAGES:
@@ -62,5 +58,5 @@ def provenance() -> dict:
     import tensorflow as tf
 
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
-    return {**code_version(), "versions": versions(), "threads": threads, "cpu": cpu_model(),
+    return {**code_version(), "versions": dict(versions()), "threads": threads, "cpu": cpu_model(),
             "cpus": os.cpu_count()}

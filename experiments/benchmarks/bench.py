@@ -67,11 +67,9 @@ def forward_flops(model) -> int:
 
 
 def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or "unknown"
-    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown")
+    from keras_cxr.provenance import cpu_model as model
+
+    return model()
 
 
 def timed(fn, repeats: int) -> float:

@@ -107,10 +107,9 @@ def main() -> None:
 
 
 def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+    from keras_cxr.provenance import cpu_model
+
+    return cpu_model()
 
 
 if __name__ == "__main__":

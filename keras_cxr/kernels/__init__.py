@@ -64,16 +64,23 @@ def resolve(setting: str = "auto") -> Kernels:
     return Kernels(gan_output_conv=cpu, fused_bn=True, fused_adam=True, conv_input_grad=cpu and input_grad)
 
 
-def cpu_flags() -> frozenset:
-    """The instruction-set flags of this machine's CPU (Linux: /proc/cpuinfo); empty where unknown."""
+def cpuinfo(field: str) -> str | None:
+    """The first value of a /proc/cpuinfo field ("flags", "model name"); None where there is
+    no such file (not Linux) or field. The one reader of the CPU's description."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                key, sep, value = line.partition(":")
+                if sep and key.strip() == field:
+                    return value.strip()
     except OSError:
         pass
-    return frozenset()
+    return None
+
+
+def cpu_flags() -> frozenset:
+    """The instruction-set flags of this machine's CPU; empty where unknown."""
+    return frozenset((cpuinfo("flags") or "").split())
 
 
 def slow_stock_input_grad() -> bool:
