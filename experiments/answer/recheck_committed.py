@@ -76,8 +76,8 @@ def main() -> int:
         lines += ["Threshold control (not in the Holm family above; its two-sided paired t-test p unadjusted):", "",
                   "| control | delta F1 | p (t) | delta recall | delta specificity |", "|---|---|---|---|---|"]
         ctl = {k: rows(folder, k, controls=True)["logit_adjustment"] for k in ("f1", "recall", "specificity")}
-        lines += [f"| logit_adjustment | {sum(ctl['f1']) / 5:+.3f} | {paired_t_p(ctl['f1']):.3f} | "
-                  f"{sum(ctl['recall']) / 5:+.3f} | {sum(ctl['specificity']) / 5:+.3f} |", ""]
+        lines += [f"| logit_adjustment | {sum(ctl['f1']) / len(ctl['f1']):+.3f} | {paired_t_p(ctl['f1']):.3f} | "
+                  f"{sum(ctl['recall']) / len(ctl['recall']):+.3f} | {sum(ctl['specificity']) / len(ctl['specificity']):+.3f} |", ""]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(lines))
     print(f"wrote {OUT}")
