@@ -81,8 +81,8 @@ def test_paper_columns_only_for_the_papers_setting(tmp_path):
     assert paper_setting_differences(paper_csv, load_preset("paper"), imagenet=False) == [
         "ResNet18 from scratch (Figure 8: ImageNet-initialised)"]
     assert paper_setting_differences(paper_csv, load_preset("tiny"), imagenet=True) == [
-        "32x32 images (the paper: 128x128)", "classifier.batch_size 16 (the paper: 32)",
-        "classifier.epochs 1 (the paper: 5)"]
+        "32x32 images (the paper: 128x128)", "classifier.backbone resnet18_w16 (the paper: resnet18)",
+        "classifier.batch_size 16 (the paper: 32)", "classifier.epochs 1 (the paper: 5)"]
 
     summary = summarize([_cell("baseline", s, 0.7 + 0.01 * s) for s in range(3)], ["baseline"], n_boot=200)
     assert "| paper P |" in render_markdown(summary, "t", "c") and "0.782" in render_markdown(summary, "t", "c")

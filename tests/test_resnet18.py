@@ -35,6 +35,20 @@ def test_block_structure_and_names(model):
         [(16, 16, 64), (8, 8, 128), (4, 4, 256), (2, 2, 512)]
 
 
+def test_quarter_width_keeps_the_blocks_and_names_and_has_no_imagenet_weights(model):
+    from keras_cxr.classify.backbones import backbone, build_classifier
+    from keras_cxr.config import load_preset
+
+    narrow = build_classifier(load_preset("tiny"), image_size=64)  # the tiny preset's `resnet18_w16`
+    assert [layer.name for layer in narrow.model.layers] == [layer.name for layer in model.layers]
+    assert [tuple(narrow.model.get_layer(f"layer{s}_block2_relu2").output.shape[1:]) for s in (1, 2, 3, 4)] == \
+        [(16, 16, 16), (8, 8, 32), (4, 4, 64), (2, 2, 128)]
+    assert narrow.model.get_layer("conv1").filters == 16 and narrow.feature_layer == "avgpool"
+    assert backbone("resnet18_w16").load_imagenet is None  # a ClassifierSession refuses --weights imagenet-file
+    with pytest.raises(KerasCXRError, match="Received: width=0"):
+        build_resnet18(32, width=0)
+
+
 def _torchvision_state_dict(rng):
     state = {"conv1.weight": rng.normal(size=(64, 3, 7, 7))}
 

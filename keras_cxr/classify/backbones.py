@@ -2,7 +2,8 @@
 
 Training, Grad-CAM and the feature extractor of the quality metrics all call `build_classifier`,
 so they agree on the network and on which layers hold the features and the Grad-CAM target.
-ResNet18 (paper 4.1) is the only backbone today; another is one entry in `BACKBONES`.
+ResNet18 (paper 4.1) is the backbone; `resnet18_w16` is the same network at a quarter of its
+width, for the `tiny` (test) preset. Another backbone is one entry in `BACKBONES`.
 """
 
 from __future__ import annotations
@@ -48,8 +49,15 @@ def _resnet18() -> Backbone:
                     load_imagenet_weights)
 
 
+def _resnet18_w16() -> Backbone:
+    from keras_cxr.classify.resnet18 import LAST_CONV_LAYER, build_resnet18
+
+    # No ImageNet weights: they exist for the full width only.
+    return Backbone(lambda size, kernels: build_resnet18(size, kernels=kernels, width=16), "avgpool", LAST_CONV_LAYER)
+
+
 # Name -> a function returning the Backbone (imports Keras only when a network is built).
-BACKBONES: dict[str, Callable[[], Backbone]] = {"resnet18": _resnet18}
+BACKBONES: dict[str, Callable[[], Backbone]] = {"resnet18": _resnet18, "resnet18_w16": _resnet18_w16}
 
 
 def backbone(name: str) -> Backbone:

@@ -1,5 +1,8 @@
 """ResNet18 (He et al. 2016; BasicBlock [2, 2, 2, 2], 64-128-256-512) as one flat functional model.
 
+`width` scales every stage (16 gives 16-32-64-128): the same blocks and layer names at a
+sixteenth of the multiply-adds, which the `tiny` (test) preset uses to check wiring, not learning.
+
 Layer names follow torchvision's state-dict keys (`conv1`, `bn1`, `layer2_block1_conv1`,
 `layer2_block1_downsample_conv`, ...), so Grad-CAM can address `layer4_block2_relu2` and the
 converter maps ImageNet weights one to one. Padding is explicit and symmetric, as in PyTorch
@@ -19,7 +22,8 @@ from keras_cxr.kernels.conv_input_grad import FastGradConv2D
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))  # (filters, first stride); 2 blocks each
+WIDTH = 64  # the paper's (and torchvision's) first-stage filters
+STAGES = ((1, 1), (2, 2), (4, 2), (8, 2))  # (filters as a multiple of width, first stride); 2 blocks each
 BN_EPSILON = 1e-5  # PyTorch's default
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
 
@@ -54,7 +58,7 @@ def _basic_block(x, filters, stride, prefix, fast, fused_bn):
 
 
 def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "resnet18",
-                   kernels: Kernels | None = None) -> keras.Model:
+                   kernels: Kernels | None = None, width: int = WIDTH) -> keras.Model:
     """Builds ResNet18 for grayscale input in [0, 1].
 
     The gray channel is replicated to RGB and normalised with the ImageNet mean and std
@@ -69,12 +73,16 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
             convs compute their input gradient as a forward convolution; `fused_bn`: batch norm
             trains with TensorFlow's fused kernel). The layer classes are the same either way,
             so weight files load across settings. Defaults to `resolve("auto")`.
+        width: int. Filters of the stem and the first stage; the later stages double it.
+            Defaults to 64 (ResNet18; ImageNet weights exist only for it).
 
     Returns:
         keras.Model: `image` [B, H, W, 1] -> `fc` [B, num_classes] sigmoid probabilities.
     """
     if image_size < 28:  # MedMNIST's 28x28 still leaves layer4 a 1x1 map
         raise KerasCXRError(f"`image_size` must be >= 28 for ResNet18. Received: image_size={image_size}")
+    if width < 1:
+        raise KerasCXRError(f"`width` must be >= 1. Received: width={width}")
     kernels = kernels or resolve("auto")
     fast_input_grad, fused_bn = kernels.conv_input_grad, kernels.fused_bn
     image = keras.Input((image_size, image_size, 1), name="image")
@@ -82,15 +90,15 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
     x = keras.layers.Normalization(
         mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD).tolist(), name="imagenet_normalize")(x)
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = _conv(64, 7, 2, "conv1")(x)
+    x = _conv(width, 7, 2, "conv1")(x)
     x = _bn("bn1", fused_bn)(x)
     x = keras.layers.ReLU(name="relu")(x)
     # Zero padding equals PyTorch's -inf padding here: the input is >= 0 after the ReLU.
     x = keras.layers.ZeroPadding2D(1, name="maxpool_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
-    for stage, (filters, stride) in enumerate(STAGES, start=1):
+    for stage, (multiple, stride) in enumerate(STAGES, start=1):
         for block in (1, 2):
-            x = _basic_block(x, filters, stride if block == 1 else 1, f"layer{stage}_block{block}",
+            x = _basic_block(x, multiple * width, stride if block == 1 else 1, f"layer{stage}_block{block}",
                               fast_input_grad, fused_bn)
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
     out = keras.layers.Dense(num_classes, activation="sigmoid", name="fc", dtype="float32")(x)  # float32 under mixed precision

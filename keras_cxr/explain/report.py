@@ -320,7 +320,8 @@ def _gradcam_section(ctx: _Context, gradcam_batch: int) -> tuple[list[str], dict
             continue
         cam_model.load_weights(c["weights"])
         maps, _ = gradcam_maps(cam_model, ctx.x_test, layer, batch_size=64, cam=cam)
-        shares.setdefault(c["method"], []).append(float(np.nanmean(lung_share(maps, mask))))
+        share = lung_share(maps, mask)  # nan for an all-zero CAM (no positive evidence anywhere)
+        shares.setdefault(c["method"], []).append(float(np.nanmean(share)) if np.isfinite(share).any() else float("nan"))
         if c["method"] in figure_methods and c["seed"] == ctx.seeds[0]:
             save_gradcam_grid(ctx.x_test[batch_idx], maps[batch_idx], ctx.assets / f"gradcam_{c['method']}.png",
                               f"{c['method']} seed {c['seed']}: first {gradcam_batch // 2} normal, then pneumonia test images")
