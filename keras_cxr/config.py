@@ -101,6 +101,11 @@ class GANConfig:
         upsample: str. How the generator doubles its side: "transpose" (Conv2DTranspose(F, 4,
             stride 2), the paper) or "resize" (nearest-neighbour resize, then Conv2D(F, 3): Odena
             et al. 2016, against transposed convolutions' checkerboard). Defaults to "transpose".
+        ema: float. Decay of an exponential moving average of G's weights (BatchNorm statistics
+            included), updated after every step (Karras et al., StyleGAN; keras.io `gan_ada`):
+            0 is off (the paper), e.g. 0.999 on. When on, tracking, sample grids, the best epoch
+            and the export use the average; the raw G is tracked beside it (`raw_*` log columns).
+            Defaults to 0.
         eval_every: int. Every this many epochs (and at the last), the Frechet distance, KID and
             (cDCGAN) label fidelity of `eval_images` generated images from fixed latents,
             measured with the run's feature extractor (`keras_cxr.evaluate.extractor`) and
@@ -136,6 +141,7 @@ class GANConfig:
     diffaugment: str = "none"
     real_sampling: str = "dataset"
     upsample: str = "transpose"
+    ema: float = 0.0
     eval_every: int = 0
     eval_images: int = 512
     export: str = "last"
@@ -336,6 +342,8 @@ def validate(config: Config) -> None:
                             f"Received: d_learning_rate={g.d_learning_rate}")
     if g.real_sampling not in ("dataset", "balanced"):
         raise KerasCXRError(f"`gan.real_sampling` must be 'dataset' or 'balanced'. Received: {g.real_sampling!r}")
+    if not (math.isfinite(g.ema) and 0 <= g.ema < 1):
+        raise KerasCXRError(f"`gan.ema` must be in [0, 1) (0: off). Received: ema={g.ema}")
     if g.upsample not in UPSAMPLING:
         raise KerasCXRError(f"`gan.upsample` must be one of {', '.join(UPSAMPLING)}. Received: {g.upsample!r}")
     if g.max_images < 1:

@@ -1,5 +1,6 @@
 """Settings for better conditional generators (issue 23), each off by default: a separate
-discriminator learning rate (TTUR), resize-convolution upsampling and class-balanced real batches."""
+discriminator learning rate (TTUR), resize-convolution upsampling, class-balanced real batches
+and a moving average of the generator (EMA)."""
 
 import keras
 import numpy as np
@@ -76,3 +77,38 @@ def test_balanced_real_batches_draw_each_label_equally_and_dataset_draws_are_unc
     np.testing.assert_array_equal(drawn, labels[np.concatenate(old)])
     with pytest.raises(KerasCXRError, match="`gan.real_sampling` must be 'dataset' or 'balanced'"):
         load_preset("tiny", ["gan.real_sampling=oversample"])
+
+
+def _three_steps(config, record=None):
+    gan = build_gan("cdcgan", config)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        real = rng.uniform(0, 1, (4, 32, 32, 1)).astype("float32")
+        gan.train_step((real, np.array([0, 1, 0, 1], "int32")))
+        if record is not None:
+            record.append([w.numpy().copy() for w in gan.generator.weights])
+    return gan
+
+
+def test_ema_is_the_hand_computed_average_and_leaves_training_unchanged():
+    decay = 0.75  # far from 1, so three steps move the average measurably
+    start = [w.numpy().copy() for w in build_gan("cdcgan", load_preset("tiny", [f"gan.ema={decay}"])).generator.weights]
+    steps = []
+    gan = _three_steps(load_preset("tiny", [f"gan.ema={decay}"]), steps)
+    want = start
+    for weights in steps:  # avg_t = decay * avg_(t-1) + (1 - decay) * w_t, from avg_0 = G's initial weights
+        want = [decay * a + (1 - decay) * w for a, w in zip(want, weights)]
+    got = [w.numpy() for w in gan.ema_generator.weights]
+    # Every weight, trainable or not (the paper's G has no BatchNorm; a G with it averages its statistics too).
+    assert len(got) == len(want) == len(gan.generator.weights)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert gan.sampler is gan.ema_generator and not gan.ema_generator.trainable_weights
+    # The average draws no random numbers and feeds nothing back: G and D train bit for bit as without it.
+    plain = _three_steps(load_preset("tiny"))
+    assert plain.ema_generator is None and plain.sampler is plain.generator
+    for a, b in zip(plain.generator.weights + plain.discriminator.weights, gan.generator.weights + gan.discriminator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for bad in ("1", "-0.1"):
+        with pytest.raises(KerasCXRError, match=r"`gan.ema` must be in \[0, 1\)"):
+            load_preset("tiny", [f"gan.ema={bad}"])

@@ -12,7 +12,7 @@ from keras_cxr.config import load_preset
 from keras_cxr.evaluate.extractor import ensure_extractor, extractor_dir
 from keras_cxr.evaluate.tracking import quality_probe
 from keras_cxr.gan.export import generate_images, images_from_generator_output, read_meta
-from keras_cxr.gan.run_folder import EVAL_FIELDS, LOG_FIELDS, RunFolder
+from keras_cxr.gan.run_folder import EVAL_FIELDS, LOG_FIELDS, RAW_FIELDS, RunFolder, read_checkpoint
 from keras_cxr.gan.selection import best_row
 from keras_cxr.gan.train import build_gan, train_gan
 from keras_cxr.methods import GeneratorSpec
@@ -103,6 +103,34 @@ def test_killed_tracked_run_resumes_to_the_same_log_and_best(probe_and_config, t
         with open(tmp_path / out / "cdcgan_a025" / "log.csv") as fh:
             logs.append([float(r["fd"]) for r in csv.DictReader(fh)])
     np.testing.assert_allclose(logs[1], logs[0], rtol=1e-3)
+
+
+def test_an_ema_run_tracks_both_exports_the_average_and_resumes_to_the_same_log(probe_and_config, tiny_data, tmp_path):
+    probe = probe_and_config[0]
+    config = load_preset("tiny", TRACKED + ["gan.ema=0.5"])
+    full = train_gan("cdcgan", config, tmp_path / "full", alpha=0.25, manifest=tiny_data, verbose=0, probe=probe)
+    train_gan("cdcgan", config, tmp_path / "cut", alpha=0.25, manifest=tiny_data, verbose=0, probe=probe, max_epochs=2)
+    resumed = train_gan("cdcgan", config, tmp_path / "cut", alpha=0.25, manifest=tiny_data, verbose=0, probe=probe)
+    run = RunFolder(tmp_path / "full", GeneratorSpec("cdcgan", 0.25))
+    rows = run.log_rows()
+    assert tuple(rows[0]) == LOG_FIELDS + EVAL_FIELDS + RAW_FIELDS and all(r[f] != "" for r in rows for f in RAW_FIELDS)
+    assert any(r["fd"] != r["raw_fd"] for r in rows)  # two generators measured, not one twice
+    cut = RunFolder(tmp_path / "cut", GeneratorSpec("cdcgan", 0.25)).log_rows()
+    for f in ("fd", "raw_fd"):
+        np.testing.assert_allclose([float(r[f]) for r in cut], [float(r[f]) for r in rows], rtol=1e-3)
+    assert resumed["export_epoch"] == full["export_epoch"]
+    assert any(k.startswith("g_ema/") for k in read_checkpoint(run.checkpoints()[-1]))
+    assert any(k.startswith("g_ema/") for k in read_checkpoint(run.best_files()[-1]))
+    assert read_meta(run.export_dir)["ema"] == 0.5
+    # The export is the average at the best epoch, not the raw G.
+    gan = build_gan("cdcgan", config, 0.25)
+    run.load_best(gan)
+    z = np.random.default_rng(0).standard_normal((4, config.gan.latent_dim)).astype(np.float32)
+    labels = np.ones(4, np.int32)
+    average, raw = (images_from_generator_output(g([z, labels], training=False), config.gan.pixel_range).numpy()
+                    for g in (gan.ema_generator, gan.generator))
+    np.testing.assert_allclose(_served(run.export_dir, z), average, atol=1e-5)
+    assert np.abs(average - raw).max() > 1e-3
 
 
 class ScriptedProbe:

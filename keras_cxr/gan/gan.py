@@ -46,10 +46,12 @@ class GAN(keras.Model):
         majority_label: int. The train split's majority class (0 or 1). Defaults to 0.
         diffaugment: tuple of str. DiffAugment policies applied to every image D sees, real or
             generated, in order (`keras_cxr.gan.diffaugment`). Defaults to () (none: the paper).
+        ema: float. Decay of the moving average of G's weights kept in `ema_generator` after
+            every step; 0 keeps none. Defaults to 0 (the paper).
     """
 
     def __init__(self, generator, discriminator, latent_dim=100, conditional=False, alpha=0.5, seed=0,
-                 majority_label=0, diffaugment=(), **kwargs):
+                 majority_label=0, diffaugment=(), ema=0.0, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= float(alpha) <= 1.0:
             raise KerasCXRError(f"`alpha` must be in [0, 1]. Received: alpha={alpha}")
@@ -65,6 +67,16 @@ class GAN(keras.Model):
         self.seed = int(seed)
         self.majority_label = int(majority_label)
         self.diffaugment = tuple(diffaugment)
+        if not 0.0 <= float(ema) < 1.0:
+            raise KerasCXRError(f"`ema` must be in [0, 1) (0: off). Received: ema={ema}")
+        self.ema = float(ema)
+        # A copy of G that starts equal to it and then trails it; it draws no random numbers,
+        # so G and D train exactly as without it.
+        self.ema_generator = None
+        if self.ema:
+            self.ema_generator = keras.models.clone_model(generator)
+            self.ema_generator.set_weights(generator.get_weights())
+            self.ema_generator.trainable = False
         self.d_loss_real_tracker = keras.metrics.Mean(name="d_loss_real")
         self.d_loss_fake_tracker = keras.metrics.Mean(name="d_loss_fake")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -92,7 +104,7 @@ class GAN(keras.Model):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "latent_dim": self.latent_dim, "conditional": self.conditional,
             "alpha": self.alpha, "seed": self.seed, "majority_label": self.majority_label,
-            "diffaugment": list(self.diffaugment),
+            "diffaugment": list(self.diffaugment), "ema": self.ema,
         })
         return config
 
@@ -102,6 +114,12 @@ class GAN(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
+
+    @property
+    def sampler(self) -> keras.Model:
+        """The generator whose images are tracked, shown and exported: the moving average when
+        `ema` is on, else G itself."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     def call(self, inputs, training=False):
         """Generates images: `inputs` is latent [B, latent_dim] (DCGAN) or [latent, label]."""
@@ -165,12 +183,20 @@ class GAN(keras.Model):
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
         return loss
 
+    def update_ema(self):
+        """After G's update: every weight of the average (BatchNorm statistics included) moves
+        towards G's, avg <- ema * avg + (1 - ema) * w."""
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(self.ema * average + (1.0 - self.ema) * tf.cast(weight, average.dtype))
+
     def train_step(self, data):
         real_images, real_labels = data
         half = tf.shape(real_images)[0]
         d_loss_real, p_real = self.update_discriminator_real(real_images, real_labels)
         d_loss_fake, p_fake = self.update_discriminator_fake(half)
         g_loss = self.update_generator(2 * half)
+        if self.ema_generator is not None:
+            self.update_ema()
 
         self.d_loss_real_tracker.update_state(d_loss_real)
         self.d_loss_fake_tracker.update_state(d_loss_fake)

@@ -6,8 +6,8 @@ Layout of `<out>/<run>/` (run = dcgan, cdcgan_a025, ...):
   log.csv            one row of metrics per completed epoch
   tensorboard/       TensorBoard event files
   samples/           per-epoch sample grids from fixed latents (one per label for cDCGAN)
-  checkpoints/       epoch-NNNN.npz: G, D and both optimizers (the last `keep_checkpoints`)
-  best/              epoch-NNNN.npz: G at the best tracked epoch so far (`gan.eval_every`)
+  checkpoints/       epoch-NNNN.npz: G, D, both optimizers and G's average (`gan.ema`), the last `keep_checkpoints`
+  best/              epoch-NNNN.npz: G (and its average) at the best tracked epoch so far (`gan.eval_every`)
   done.json          written last; a finished run is never retrained
 and the generator is exported to `<out>/models/<run>/1/` (TF Serving layout).
 """
@@ -33,6 +33,8 @@ from keras_cxr.methods import GeneratorSpec
 LOG_FIELDS = ("epoch", "d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake", "epoch_s", "images_per_s")
 # Quality columns (`keras_cxr.evaluate.tracking`), filled on the epochs that were evaluated.
 EVAL_FIELDS = ("fd", "kid", "fd_label0", "fd_label1", "kid_label0", "kid_label1", "fidelity_label0", "fidelity_label1")
+# With `gan.ema` the quality columns are the average's and these the raw G's, so a run shows both.
+RAW_FIELDS = tuple(f"raw_{f}" for f in EVAL_FIELDS)
 
 # Settings that do not change the trained weights: a run may resume with other values.
 # (XLA compiles the same algorithm, the kernels compute the same functions, and the rest only
@@ -46,13 +48,17 @@ class CheckpointError(KerasCXRError):
     """A checkpoint file that cannot be read back whole (truncated, corrupt, not an .npz)."""
 
 
-ALL_GROUPS = ("g", "d", "g_opt", "d_opt")
+ALL_GROUPS = ("g", "d", "g_opt", "d_opt", "g_ema")
+GENERATOR_GROUPS = ("g", "g_ema")  # what a best file holds
 
 
 def _variables(gan, groups=ALL_GROUPS) -> dict:
+    """The variables of `groups` that this GAN has (`g_ema` only with `gan.ema`)."""
     every = {"g": gan.generator.variables, "d": gan.discriminator.variables,
              "g_opt": gan.g_optimizer.variables, "d_opt": gan.d_optimizer.variables}
-    return {group: every[group] for group in groups}
+    if getattr(gan, "ema_generator", None) is not None:
+        every["g_ema"] = gan.ema_generator.variables
+    return {group: every[group] for group in groups if group in every}
 
 
 def save_checkpoint(gan, path: Path, epoch: int, groups=ALL_GROUPS) -> None:
@@ -192,7 +198,7 @@ class RunFolder:
         return sorted(self.best_dir.glob("epoch-*.npz"))
 
     def save_best(self, gan, epoch: int) -> None:
-        save_checkpoint(gan, self.best_dir / f"epoch-{epoch:04d}.npz", epoch, groups=("g",))
+        save_checkpoint(gan, self.best_dir / f"epoch-{epoch:04d}.npz", epoch, groups=GENERATOR_GROUPS)
 
     def prune_best(self, last_epoch: int) -> None:
         """Keeps the newest best file up to `last_epoch` (the last checkpoint's) and any after it."""
@@ -210,18 +216,24 @@ class RunFolder:
         return _epoch_of(files[-1]) if files else 0
 
     def load_best(self, gan) -> int:
-        """Loads G from the newest best file; returns its epoch (0: none)."""
+        """Loads G (and its average) from the newest best file; returns its epoch (0: none)."""
         files = self.best_files()
-        return load_checkpoint(gan, files[-1], groups=("g",)) if files else 0
+        return load_checkpoint(gan, files[-1], groups=GENERATOR_GROUPS) if files else 0
 
     # The per-epoch log: losses every epoch, quality columns on evaluated epochs.
+    def _fields(self, *rows: dict) -> tuple:
+        """The log's columns: the raw G's quality columns only in a run that tracks an average."""
+        return LOG_FIELDS + EVAL_FIELDS + (RAW_FIELDS if any(RAW_FIELDS[0] in r for r in rows) else ())
+
     def append_log(self, row: dict) -> None:
-        fields = LOG_FIELDS + EVAL_FIELDS
+        fields = self._fields(row)
         if self.log_path.exists():
             with open(self.log_path, newline="") as fh:
-                header = next(csv.reader(fh), [])
-            if tuple(header) != fields:  # a log begun before the quality columns existed
-                self._rewrite_log(self.log_rows())
+                header = tuple(next(csv.reader(fh), []))
+            if not set(fields) <= set(header):  # a log begun before these columns existed
+                self._rewrite_log(self.log_rows(), fields)
+                header = fields
+            fields = header
         new = not self.log_path.exists()
         with open(self.log_path, "a", newline="") as fh:
             w = csv.DictWriter(fh, fields)
@@ -245,8 +257,8 @@ class RunFolder:
                 if all(r.get(f) not in (None, "") for f in LOG_FIELDS) and int(r["epoch"]) <= last_epoch]
         self._rewrite_log(rows)
 
-    def _rewrite_log(self, rows: list[dict]) -> None:
-        fields = LOG_FIELDS + EVAL_FIELDS
+    def _rewrite_log(self, rows: list[dict], fields: tuple | None = None) -> None:
+        fields = fields or self._fields(*rows)
         with atomic_path(self.log_path) as tmp:
             with open(tmp, "w", newline="") as fh:
                 w = csv.DictWriter(fh, fields, extrasaction="ignore")

@@ -49,7 +49,7 @@ def build_gan(kind: str, config: Config, alpha: float = 0.5, kernels: Kernels | 
         discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator,
                                             embedding_dim=g.embedding_dim)
         gan = GAN(generator, discriminator, g.latent_dim, conditional, alpha, g.seed, majority_label=majority_label,
-                  diffaugment=parse_policies(g.diffaugment), name=f"{kind}_gan")
+                  diffaugment=parse_policies(g.diffaugment), ema=g.ema, name=f"{kind}_gan")
 
     def adam(learning_rate):
         return for_precision(FusedAdam(learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=kernels.fused_adam),
@@ -148,7 +148,9 @@ class EpochEnd(keras.callbacks.Callback):
                "epoch_s": round(seconds, 3), "images_per_s": round(self.images_per_epoch / seconds, 2)}
         evaluated = self.probe is not None and (done % self.eval_every == 0 or done == self.last_epoch)
         if evaluated:
-            quality = self.probe(self.model.generator)
+            quality = self.probe(self.model.sampler)
+            if self.model.ema_generator is not None:  # the raw G beside its average
+                quality.update({f"raw_{k}": v for k, v in self.probe(self.model.generator).items()})
             row.update(quality)
             logs.update({f"quality_{k}": v for k, v in quality.items()})  # TensorBoard (the next callback)
         self.run.append_log(row)
@@ -161,7 +163,7 @@ class EpochEnd(keras.callbacks.Callback):
         self.run.prune_best(done)
 
     def save_samples(self, epoch: int) -> None:
-        gen = self.model.generator
+        gen = self.model.sampler
         if not self.conditional:
             out = gen(self.fixed_latents, training=False)
             save_grid(images_from_generator_output(out, self.pixel_range), self.run.samples_dir / f"epoch-{epoch:04d}.png")
@@ -291,7 +293,7 @@ def _export_chosen(run: RunFolder, gan: GAN, meta: dict, rule: str) -> dict:
     epoch = run.load_best(gan) if rule == "best" else meta["epochs"]
     if not epoch:
         raise KerasCXRError(f"{run.name}: `gan.export: best` but no epoch was evaluated ({run.best_dir} is empty)")
-    export_generator(gan.generator, run.export_dir, {**meta, "export": rule, "export_epoch": epoch})
+    export_generator(gan.sampler, run.export_dir, {**meta, "export": rule, "export_epoch": epoch})
     return {"export": rule, "export_epoch": epoch}
 
 
@@ -365,7 +367,8 @@ def _export_meta(run_config: dict, name: str, epochs: int, max_images: int) -> d
             "majority_label": 1 - minority,
             "image_size": p["image_size"], "latent_dim": p["gan"]["latent_dim"],
             "pixel_range": p["gan"]["pixel_range"], "preset": p["name"], "epochs": epochs,
-            "max_images": max_images, "diffaugment": p["gan"].get("diffaugment", "none")}
+            "max_images": max_images, "diffaugment": p["gan"].get("diffaugment", "none"),
+            "ema": p["gan"].get("ema", 0.0)}  # 0: the raw G is exported
     if run_config["kind"] == "cdcgan":
         meta["alpha_meaning"] = (f"share of generated labels from the train split's majority class "
                                  f"(label {1 - minority}, {run_config['class_names'][1 - minority]})")

@@ -1,0 +1,129 @@
+"""Issue 23: a conditional generator that makes chest X-rays, screened at 25% and confirmed at 10%.
+
+Every run is the quick cDCGAN (alpha 0.5, 64x64, 57 epochs, tracked every 5 epochs, best epoch
+exported) with one or more of the generator settings of issue 23, and the generator EMA
+(`gan.ema=0.999`) always on: the average draws no random numbers and feeds nothing back, so a
+run's raw G trains exactly as it would without it (tests/test_gan_recipe.py), and its log holds
+both the average's quality columns and the raw G's (`raw_*`). One run therefore reads two
+variants: "<variant>" (raw G) and "<variant>+ema" (its average).
+
+Variants (each at least two GAN seeds; the chosen recipe at least three):
+
+  base       the quick preset as it is (its raw G is today's quick cDCGAN)
+  balanced   gan.real_sampling=balanced
+  ttur       gan.d_learning_rate=4e-4 (twice G's)
+  resize     gan.upsample=resize
+
+Stages (resumable; run from the repository root, one process at a time per machine):
+
+  python experiments/cgan/run.py train --minority 25 --variants base balanced --seeds 0 1
+  python experiments/cgan/run.py table --minority 25      # results/cgan/summary.json + results.md
+
+Runs land in experiments/results/cgan/m<minority>/<variant>/seed<k>/ (committed: config, log,
+done, manifest; not checkpoints). The split is the quick preset's on ../shared/data/kermany128
+with pneumonia at 25% (the quick split) or 10% (quick_minority10) of train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "experiments" / "results" / "cgan"
+DATA = "../shared/data/kermany128"
+EMA = "gan.ema=0.999"
+VARIANTS = {
+    "base": [],
+    "balanced": ["gan.real_sampling=balanced"],
+    "ttur": ["gan.d_learning_rate=4e-4"],
+    "resize": ["gan.upsample=resize"],
+}
+
+
+def split_dir(minority: int) -> Path:
+    return OUT / f"m{minority}"
+
+
+def prepare(minority: int, data: str) -> Path:
+    """The split's manifest (made once) and seed-0 feature extractor (trained once), shared by
+    every run of that split: each run's folder gets a copy of the extractor, not its own."""
+    from keras_cxr.config import load_preset
+    from keras_cxr.evaluate.extractor import ensure_extractor
+    from keras_cxr.evaluate.matrix import prepare_manifest
+
+    config = load_preset("quick", [f"data.minority_fraction={minority / 100}"])
+    manifest = prepare_manifest(config, split_dir(minority), data)
+    ensure_extractor(config, split_dir(minority), manifest, seed=0)
+    return manifest
+
+
+def _copy_extractor(src: Path, dest: Path) -> None:
+    for record in src.glob("extractor/*/seed*.json"):
+        target = dest / "extractor" / record.parent.name
+        if (target / record.name).exists():
+            continue
+        (target / "weights").mkdir(parents=True, exist_ok=True)
+        for weights in (record.parent / "weights").iterdir():
+            shutil.copy2(weights, target / "weights" / weights.name)
+        shutil.copy2(record, target / record.name)  # last: its presence means "ready"
+
+
+def train(minority: int, variants: list[str], seeds: list[int], data: str) -> None:
+    manifest = prepare(minority, data)
+    for variant in variants:
+        for seed in seeds:
+            out = split_dir(minority) / variant / f"seed{seed}"
+            if (out / "cdcgan_a050" / "done.json").exists():
+                continue
+            out.mkdir(parents=True, exist_ok=True)
+            _copy_extractor(split_dir(minority), out)
+            sets = [s for kv in [EMA, f"data.minority_fraction={minority / 100}", *VARIANTS[variant]] for s in ("--set", kv)]
+            cmd = [sys.executable, "-m", "keras_cxr", "train-gan", "--model", "cdcgan", "--alpha", "0.5",
+                   "--preset", "quick", "--manifest", str(manifest), "--out", str(out), "--seed", str(seed),
+                   *sets, "--quiet"]
+            print("$", " ".join(cmd[1:]), flush=True)
+            t0 = time.time()
+            rc = subprocess.call(cmd, cwd=ROOT)
+            _log_sitting(out, cmd, t0, rc)
+            if rc:
+                sys.exit(rc)
+
+
+def _log_sitting(out: Path, cmd, t0: float, rc: int) -> None:
+    from keras_cxr.provenance import cpu_model
+
+    sitting = {"command": " ".join(cmd[1:]), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)),
+               "wall_s": round(time.time() - t0, 1), "exit": rc, "cpu": cpu_model(), "cpus": os.cpu_count(),
+               "threads": os.environ.get("KERAS_CXR_THREADS", "all"), "host": platform.node()}
+    log = out / "sittings.json"
+    sittings = json.loads(log.read_text()) if log.exists() else []
+    log.write_text(json.dumps(sittings + [sitting], indent=2) + "\n")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=("train", "table"))
+    p.add_argument("--minority", type=int, choices=(25, 10), default=25)
+    p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--data", default=DATA)
+    args = p.parse_args(argv)
+    if args.stage == "train":
+        train(args.minority, args.variants, args.seeds, args.data)
+    else:
+        from table import write_table  # noqa: E402 (sibling module)
+
+        write_table(split_dir(args.minority), VARIANTS)
+
+
+if __name__ == "__main__":
+    main()
