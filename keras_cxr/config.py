@@ -101,6 +101,12 @@ class GANConfig:
         upsample: str. How the generator doubles its side: "transpose" (Conv2DTranspose(F, 4,
             stride 2), the paper) or "resize" (nearest-neighbour resize, then Conv2D(F, 3): Odena
             et al. 2016, against transposed convolutions' checkerboard). Defaults to "transpose".
+        discriminator_head: str. How a cDCGAN's D takes the label: "concat" (an image plane
+            from the label, concatenated with the image: Brownlee's, the paper's Figure 4) or
+            "projection" (the inner product of a label embedding with D's features added to its
+            logit, Miyato & Koyama 2018). Defaults to "concat".
+        spectral_norm: bool. Every conv and Dense of D divided by its largest singular value
+            (Miyato et al. 2018; `keras_cxr.gan.spectral_norm`). Defaults to False.
         ema: float. Decay of an exponential moving average of G's weights (BatchNorm statistics
             included), updated after every step (Karras et al., StyleGAN; keras.io `gan_ada`):
             0 is off (the paper), e.g. 0.999 on. When on, tracking, sample grids, the best epoch
@@ -141,6 +147,8 @@ class GANConfig:
     diffaugment: str = "none"
     real_sampling: str = "dataset"
     upsample: str = "transpose"
+    discriminator_head: str = "concat"
+    spectral_norm: bool = False
     ema: float = 0.0
     eval_every: int = 0
     eval_images: int = 512
@@ -342,6 +350,8 @@ def validate(config: Config) -> None:
                             f"Received: d_learning_rate={g.d_learning_rate}")
     if g.real_sampling not in ("dataset", "balanced"):
         raise KerasCXRError(f"`gan.real_sampling` must be 'dataset' or 'balanced'. Received: {g.real_sampling!r}")
+    if g.discriminator_head not in ("concat", "projection"):  # keras_cxr.gan.discriminator.HEADS
+        raise KerasCXRError(f"`gan.discriminator_head` must be 'concat' or 'projection'. Received: {g.discriminator_head!r}")
     if not (math.isfinite(g.ema) and 0 <= g.ema < 1):
         raise KerasCXRError(f"`gan.ema` must be in [0, 1) (0: off). Received: ema={g.ema}")
     if g.upsample not in UPSAMPLING:

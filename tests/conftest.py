@@ -17,6 +17,17 @@ SHARED_DATA = Path(os.environ.get("KERAS_CXR_SHARED_DATA", REPO.parent / "shared
 KERMANY128 = SHARED_DATA / "kermany128"
 
 
+# The longest files (by `pytest --durations`) are handed out first, so that `make test`'s two
+# xdist workers (`--dist loadfile`) finish together instead of one waiting on the matrix file.
+LONGEST_FIRST = ("test_evaluate_all.py", "test_train_gan.py", "test_serving.py", "test_tracking.py",
+                 "test_install.py", "test_classifier_cells.py", "test_calls.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 def assert_same_outputs_and_gradients(stock, fast, x, loss, rtol=1e-4, atol=1e-5):
     """Two built layers with the same weights give the same outputs, and the same gradients of
     `loss(outputs)` with respect to the input and every trainable weight."""

@@ -112,3 +112,56 @@ def test_ema_is_the_hand_computed_average_and_leaves_training_unchanged():
     for bad in ("1", "-0.1"):
         with pytest.raises(KerasCXRError, match=r"`gan.ema` must be in \[0, 1\)"):
             load_preset("tiny", [f"gan.ema={bad}"])
+
+
+def test_projection_head_is_its_formula():
+    import keras as k
+
+    from keras_cxr.gan.discriminator import build_discriminator
+
+    keras.utils.set_random_seed(0)
+    d = build_discriminator(32, 8, conditional=True, head="projection")
+    assert "image_label_concat" not in [layer.name for layer in d.layers]  # the image enters alone
+    x = np.random.default_rng(1).uniform(0, 1, (5, 32, 32, 1)).astype("float32")
+    y = np.array([0, 1, 1, 0, 1], "int32")
+    d.get_layer("label_projection").embeddings.assign(np.random.default_rng(2).normal(size=(2, 128)).astype("float32") * 0.1)
+    phi = k.Model(d.inputs, d.get_layer("flatten").output)([x, y]).numpy()
+    w, b = (v.numpy() for v in d.get_layer("output_dense").weights)
+    embed = d.get_layer("label_projection").embeddings.numpy()
+    logit = phi @ w[:, 0] + b[0] + np.sum(embed[y] * phi, axis=1)
+    np.testing.assert_allclose(d([x, y]).numpy()[:, 0], 1 / (1 + np.exp(-logit)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(KerasCXRError, match="`gan.discriminator_head` must be 'concat' or 'projection'"):
+        load_preset("tiny", ["gan.discriminator_head=film"])
+
+
+def test_spectral_norm_divides_by_the_largest_singular_value_and_never_rewrites_the_kernel():
+    from keras_cxr.gan.spectral_norm import SpectralNorm
+
+    keras.utils.set_random_seed(0)
+    layer = SpectralNorm(keras.layers.Dense(5))
+    x = np.random.default_rng(0).normal(size=(3, 7)).astype("float32")
+    layer(x)
+    kernel = layer.layer.kernel.numpy().copy()
+    for _ in range(60):  # one power iteration per training call converges on sigma
+        out = layer(x, training=True)
+    sigma = np.linalg.svd(kernel, compute_uv=False)[0]
+    np.testing.assert_allclose(out.numpy(), x @ (kernel / sigma) + layer.layer.bias.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(layer.layer.kernel.numpy(), kernel)
+    u = layer.u.numpy().copy()
+    layer(x)  # inference calls leave u as it is
+    np.testing.assert_array_equal(layer.u.numpy(), u)
+
+
+def test_a_projection_sn_gan_trains_and_g_update_leaves_d_trainable_weights_alone():
+    config = load_preset("tiny", ["gan.discriminator_head=projection", "gan.spectral_norm=true"])
+    gan = build_gan("cdcgan", config)
+    assert any(type(layer).__name__ == "SpectralNorm" for layer in gan.discriminator.layers)
+    real = np.random.default_rng(0).uniform(0, 1, (4, 32, 32, 1)).astype("float32")
+    logs = gan.train_step((real, np.array([0, 1, 0, 1], "int32")))
+    assert all(np.isfinite(float(v)) for v in logs.values()), logs
+    before = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
+    gan.update_generator(4)
+    for a, b in zip(before, gan.discriminator.trainable_weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    paper = load_preset("paper").gan
+    assert paper.discriminator_head == "concat" and paper.spectral_norm is False and paper.ema == 0

@@ -13,6 +13,7 @@ Variants (each at least two GAN seeds; the chosen recipe at least three):
   balanced   gan.real_sampling=balanced
   ttur       gan.d_learning_rate=4e-4 (twice G's)
   resize     gan.upsample=resize
+  proj_sn    gan.discriminator_head=projection, gan.spectral_norm=true
 
 Stages (resumable; run from the repository root, one process at a time per machine):
 
@@ -36,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "experiments" / "results" / "cgan"
@@ -46,6 +48,7 @@ VARIANTS = {
     "balanced": ["gan.real_sampling=balanced"],
     "ttur": ["gan.d_learning_rate=4e-4"],
     "resize": ["gan.upsample=resize"],
+    "proj_sn": ["gan.discriminator_head=projection", "gan.spectral_norm=true"],
 }
 
 

@@ -8,6 +8,9 @@ import keras
 
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.generator import check_gan_image_size
+from keras_cxr.gan.spectral_norm import SpectralNorm
+
+HEADS = ("concat", "projection")
 
 
 def num_downsampling_blocks(image_size: int) -> int:
@@ -24,6 +27,8 @@ def build_discriminator(
     num_classes: int = 2,
     embedding_dim: int = 50,
     dropout: float = 0.4,
+    head: str = "concat",
+    spectral_norm: bool = False,
     name: str | None = None,
 ) -> keras.Model:
     """Builds the DCGAN discriminator.
@@ -32,7 +37,10 @@ def build_discriminator(
     Dense(1, sigmoid). "balde" (Balde's code [2]): the first conv has stride 1 and a
     Dropout(`dropout`) sits before the Dense. Conditional (Brownlee [4], paper Figure 4):
     label -> Embedding(num_classes, embedding_dim) -> Dense(H*W) -> Reshape(H, W, 1),
-    concatenated with the image as a second channel.
+    concatenated with the image as a second channel. "projection" head (Miyato & Koyama 2018)
+    instead: D(x, y) = sigmoid(psi(phi(x)) + <embed(y), phi(x)>), phi the flattened conv features,
+    psi the Dense(1), embed an Embedding(num_classes, dim phi); the image enters alone.
+    `spectral_norm` wraps every conv and Dense in `SpectralNorm` (Miyato et al. 2018).
 
     Args:
         image_size: int. Input side, a power of two >= 16. Defaults to 128 (paper).
@@ -42,6 +50,9 @@ def build_discriminator(
         num_classes: int. Defaults to 2.
         embedding_dim: int. Defaults to 50.
         dropout: float. Dropout rate of the "balde" variant. Defaults to 0.4.
+        head: str. Conditional D's label input: "concat" (the paper's, Brownlee's image plane) or
+            "projection". No effect without `conditional`. Defaults to "concat".
+        spectral_norm: bool. Defaults to False (the paper).
         name: str. Defaults to "discriminator" or "conditional_discriminator".
 
     Returns:
@@ -52,25 +63,44 @@ def build_discriminator(
         raise KerasCXRError(f"`variant` must be 'paper' or 'balde'. Received: variant={variant!r}")
     if filters < 1:
         raise KerasCXRError(f"`filters` must be >= 1. Received: filters={filters}")
-    blocks = num_downsampling_blocks(image_size)
+    if head not in HEADS:
+        raise KerasCXRError(f"`head` must be one of {', '.join(HEADS)}. Received: head={head!r}")
+
+    def sn(layer):
+        return SpectralNorm(layer, name=f"{layer.name}_sn", dtype=layer.dtype_policy) if spectral_norm else layer
+
+    projection = conditional and head == "projection"
     image = keras.Input(shape=(image_size, image_size, 1), name="image")
-    inputs = [image]
-    x = image
-    if conditional:
-        label = keras.Input(shape=(), dtype="int32", name="label")
-        inputs.append(label)
-        y = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(label)
-        y = keras.layers.Dense(image_size * image_size, name="label_dense")(y)
-        y = keras.layers.Reshape((image_size, image_size, 1), name="label_reshape")(y)
-        x = keras.layers.Concatenate(name="image_label_concat")([image, y])
-    for i in range(1, blocks + 1):
+    label = keras.Input(shape=(), dtype="int32", name="label") if conditional else None
+    x = image if not conditional or projection else _label_plane(image, label, image_size, num_classes, embedding_dim)
+    for i in range(1, num_downsampling_blocks(image_size) + 1):
         stride = 1 if (variant == "balde" and i == 1) else 2
-        x = keras.layers.Conv2D(filters, 5, strides=stride, padding="same", name=f"down{i}_conv")(x)
+        x = sn(keras.layers.Conv2D(filters, 5, strides=stride, padding="same", name=f"down{i}_conv"))(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"down{i}_leaky_relu")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     if variant == "balde":
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     # float32 under any mixed-precision policy: the BCE loss needs probabilities near 0 and 1.
-    prob = keras.layers.Dense(1, activation="sigmoid", name="output_dense", dtype="float32")(x)
+    if not projection:
+        prob = sn(keras.layers.Dense(1, activation="sigmoid", name="output_dense", dtype="float32"))(x)
+    else:
+        logit = sn(keras.layers.Dense(1, name="output_dense", dtype="float32"))(x)
+        prob = _projection(logit, x, label, num_classes)
     name = name or ("conditional_discriminator" if conditional else "discriminator")
-    return keras.Model(inputs if conditional else image, prob, name=name)
+    return keras.Model([image, label] if conditional else image, prob, name=name)
+
+
+def _label_plane(image, label, image_size: int, num_classes: int, embedding_dim: int):
+    """Brownlee's conditional input: label -> Embedding -> Dense(H*W) -> (H, W, 1), a second channel."""
+    y = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(label)
+    y = keras.layers.Dense(image_size * image_size, name="label_dense")(y)
+    y = keras.layers.Reshape((image_size, image_size, 1), name="label_reshape")(y)
+    return keras.layers.Concatenate(name="image_label_concat")([image, y])
+
+
+def _projection(logit, features, label, num_classes: int):
+    """sigmoid(logit + <embed(label), features>): the projection discriminator's output."""
+    embedded = keras.layers.Embedding(num_classes, features.shape[-1], name="label_projection")(label)
+    projected = keras.layers.Dot(axes=1, name="projection_dot", dtype="float32")([embedded, features])
+    logit = keras.layers.Add(name="projection_add")([logit, projected])
+    return keras.layers.Activation("sigmoid", name="output_sigmoid", dtype="float32")(logit)

@@ -47,7 +47,8 @@ def build_gan(kind: str, config: Config, alpha: float = 0.5, kernels: Kernels | 
         generator = build_generator(config.image_size, g.latent_dim, g.filters, conditional, embedding_dim=g.embedding_dim,
                                     kernels=kernels, upsample=g.upsample)
         discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator,
-                                            embedding_dim=g.embedding_dim)
+                                            embedding_dim=g.embedding_dim, head=g.discriminator_head,
+                                            spectral_norm=g.spectral_norm)
         gan = GAN(generator, discriminator, g.latent_dim, conditional, alpha, g.seed, majority_label=majority_label,
                   diffaugment=parse_policies(g.diffaugment), ema=g.ema, name=f"{kind}_gan")
 
