@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from keras_cxr.data import Record, build_manifest, scan_dataset
@@ -170,3 +171,15 @@ def test_the_official_pneumoniamnist_split_trains_as_published(tmp_path):
         {"NORMAL": 1214, "PNEUMONIA": 3494}, {"NORMAL": 135, "PNEUMONIA": 389}, {"NORMAL": 234, "PNEUMONIA": 390})
     assert all(r.file.endswith(f"#{r.split}/{r.file.rsplit('/', 1)[1]}") for r in records)  # each row in its own split
     assert info["minority_class"] == "NORMAL"
+
+
+def test_minority_label_has_one_definition_and_a_stated_tie_rule():
+    from keras_cxr.data import minority_label
+    from keras_cxr.resample.base import oversampling_targets
+
+    assert minority_label([10, 3]) == 1 and minority_label([3, 10]) == 0
+    assert minority_label([5, 5]) == 1  # a tie: label 1, the positive class
+    # The resamplers' majority is the same rule's other label (argmax and argmin disagreed on a tie).
+    assert oversampling_targets(np.array([0] * 5 + [1] * 5)) == {1: 0}
+    with pytest.raises(Exception, match="exactly two labels"):
+        minority_label([1, 2, 3])

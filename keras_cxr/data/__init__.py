@@ -5,7 +5,7 @@
 
 from keras_cxr.data.datasets import Record, ScanResult, scan_dataset
 from keras_cxr.data.images import ImageError, read_grayscale
-from keras_cxr.data.imbalance import build_manifest, imbalanced_from_path
+from keras_cxr.data.imbalance import build_manifest, imbalanced_from_path, label_counts, minority_label
 from keras_cxr.data.manifest import manifest_sha256, read_manifest, write_manifest, write_prepared
 from keras_cxr.data.sample import SAMPLE_DIR, default_data_path
 
@@ -16,7 +16,9 @@ __all__ = [
     "ScanResult",
     "build_manifest",
     "imbalanced_from_path",
+    "label_counts",
     "manifest_sha256",
+    "minority_label",
     "default_data_path",
     "read_grayscale",
     "read_manifest",

@@ -11,6 +11,21 @@ from keras_cxr.data.datasets import Record
 from keras_cxr.errors import KerasCXRError
 
 
+def minority_label(counts) -> int:
+    """The minority class of a two-class train split, from its per-label image counts: the label
+    with fewer images; on a tie, label 1 (the positive class: PNEUMONIA in the Kermany order).
+    The one definition every stage uses; the majority is `1 - minority_label(counts)`."""
+    counts = [int(c) for c in counts]
+    if len(counts) != 2:
+        raise KerasCXRError(f"a minority label needs the counts of exactly two labels. Received: counts={counts}")
+    return 0 if counts[0] < counts[1] else 1
+
+
+def label_counts(labels) -> list[int]:
+    """Images per label (0, 1) of an int label array."""
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=2).tolist()
+
+
 def default_val_per_class(n_minority: int) -> int:
     """10% of the minority count, at least 1: the documented default of `val_per_class`."""
     return max(1, round(0.1 * n_minority))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_cxr.data.imbalance import label_counts, minority_label
 from keras_cxr.evaluate.quality import frechet_distance, image_set_quality, kernel_inception_distance, prdc
 from keras_cxr.gan.export import generate_images
 
@@ -26,7 +27,7 @@ def measure_generators(generators: dict, extractors: list, x_train, y_train, x_t
     extractor), `kid`, `kid_sd`, PRDC and `fidelity` ({label: share}); quality[REAL] the same
     for the real test images.
     """
-    minority = int(np.argmin(np.bincount(y_train, minlength=2)))
+    minority = minority_label(label_counts(y_train))
     real_train, real_test = x_train[y_train == minority], x_test[y_test == minority]
     quality = {name: {"frechet_per_seed": [], "ratio_per_seed": []} for name in [REAL, *generators]}
     samples = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_cxr.data.imbalance import label_counts, minority_label
 from keras_cxr.config import Config
 from keras_cxr.evaluate.extractor import Extractor, ensure_extractor
 from keras_cxr.evaluate.quality import image_set_quality
@@ -73,7 +74,7 @@ def quality_probe(config: Config, out_dir, manifest, spec: GeneratorSpec, log=pr
     extractor = ensure_extractor(config, out_dir, manifest, seed=0, log=log)
     images, labels = Splits.load(manifest, config.image_size).train
     x = images[..., None].astype(np.float32) / 255.0
-    minority = int(np.argmin(np.bincount(labels, minlength=2)))
+    minority = minority_label(label_counts(labels))
     classes = (0, 1) if spec.conditional else (minority,)
     real = {c: x[labels == c] for c in classes}
     return QualityProbe(extractor, real, spec.conditional, config.gan.latent_dim, config.gan.eval_images,

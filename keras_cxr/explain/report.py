@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_cxr.classify.backbones import build_classifier
 from keras_cxr.classify.datasets import Splits
+from keras_cxr.data.imbalance import label_counts, minority_label
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.evaluate.cells import read_cells
 from keras_cxr.explain.figures import pyplot as _plt
@@ -205,7 +206,7 @@ def _load_context(results_dir, n_generated: int) -> _Context:
         seeds=sorted({c["seed"] for c in cells}),
         x_train=splits.train[0][..., None].astype(np.float32) / 255.0, y_train=y_train,
         x_test=splits.test[0][..., None].astype(np.float32) / 255.0, y_test=splits.test[1],
-        minority=int(np.argmin(np.bincount(y_train, minlength=2))),
+        minority=minority_label(label_counts(y_train)),
         generators=_exported_generators(results), n_generated=n_generated)
 
 

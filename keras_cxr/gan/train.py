@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cxr.config import Config, parse_policies
-from keras_cxr.data import default_data_path, imbalanced_from_path, read_manifest
+from keras_cxr.data import default_data_path, imbalanced_from_path, minority_label, read_manifest
 from keras_cxr.data.pipeline import load_images, to_float
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.discriminator import build_discriminator
@@ -246,7 +246,7 @@ def _plan(spec: GeneratorSpec, config: Config, records, class_names, source) -> 
     if spec.conditional and min(counts) == 0:
         raise KerasCXRError(f"a cDCGAN learns both labels, but the train split of {source} has "
                             f"{counts[0]} {class_names[0]} and {counts[1]} {class_names[1]} images")
-    minority = int(np.argmin(counts))  # which class is the minority is read from the data
+    minority = minority_label(counts)  # which class is the minority is read from the data
     if not spec.conditional:
         train = [r for r in train if r.label == minority]
     if len(train) // g.batch_size == 0:
@@ -361,7 +361,7 @@ def _raise_diverged(run: RunFolder, guard: DivergenceGuard):
 
 def _export_meta(run_config: dict, name: str, epochs: int, max_images: int) -> dict:
     p = run_config["preset"]
-    minority = int(np.argmin(run_config["train_counts"]))
+    minority = minority_label(run_config["train_counts"])
     meta = {"name": name, "kind": run_config["kind"], "alpha": run_config["alpha"],
             "generated_label": run_config["generated_label"], "class_names": run_config["class_names"],
             "minority_label": minority,  # `generate`'s default label

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_cxr.data.imbalance import minority_label
 from keras_cxr.errors import KerasCXRError
 
 
@@ -54,7 +55,7 @@ def oversampling_targets(labels: np.ndarray, sampling_strategy="auto") -> dict:
     r * majority (binary only); dict {class: wanted count}.
     """
     counts = np.bincount(labels, minlength=2)
-    majority = int(np.argmax(counts))
+    majority = 1 - minority_label(counts)
     if sampling_strategy in ("auto", "not majority", "all", "minority"):
         return {c: int(counts[majority] - counts[c]) for c in range(len(counts)) if c != majority}
     if isinstance(sampling_strategy, float):

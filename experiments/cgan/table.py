@@ -1,0 +1,193 @@
+"""Issue 23's tables: every finished run of a split measured and summarised.
+
+Two reads per run (see run.py): the raw G and its moving average ("+ema").
+- Tracked (free, every run, both reads): the best epoch by the export rule
+  (`keras_cxr.gan.selection`) on the log's columns (`fd`, `fidelity_*` for the average,
+  `raw_*` for the raw G), with the seed-0 extractor: 512 generated minority images against the
+  real minority train images, as a ratio to the same extractor's real train-vs-test distance.
+- Measured (the exported generator, which is the average's best epoch): Frechet / real-vs-real
+  per extractor seed (0, 1, 2; a fresh sample each), KID, precision / recall, minority-label
+  fidelity relative to the real minority test images' under the same extractor, and
+  near-copies: generated images closer (pixel RMSE) to a train image than the 1st percentile of
+  real train images' distances to their nearest other train image.
+
+Writes <split>/<variant>/seed<k>/quality.json (cached), experiments/results/cgan/summary.json
+(rows of both splits) and <split>/results.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+EXTRACTOR_SEEDS = (0, 1, 2)
+N_GENERATED = 500
+NEAR_COPY_PERCENTILE = 1.0
+RUN = "cdcgan_a050"
+
+
+def tracked_best(rows: list[dict], prefix: str, min_fidelity: float) -> dict | None:
+    from keras_cxr.gan.selection import best_row
+
+    fields = ("fd", "kid", "fidelity_label0", "fidelity_label1")
+    view = [{"epoch": r["epoch"], **{f: r.get(prefix + f, "") for f in fields}} for r in rows]
+    best = best_row(view, True, min_fidelity)
+    return None if best is None else {"epoch": int(best["epoch"]), **{f: float(best[f]) for f in fields}}
+
+
+def near_copy_threshold(x_train: np.ndarray, percentile: float = NEAR_COPY_PERCENTILE) -> float:
+    """The `percentile` of real train images' pixel RMSE to their nearest *other* train image
+    (exact duplicates, distance 0, are left out: they are the dataset's, not a generator's)."""
+    flat = x_train.reshape(len(x_train), -1).astype(np.float32)
+    sq = (flat ** 2).sum(1)
+    nearest = np.empty(len(flat), np.float32)
+    for s in range(0, len(flat), 256):
+        d2 = sq[s:s + 256, None] + sq[None] - 2 * flat[s:s + 256] @ flat.T
+        d2[np.arange(len(d2)), np.arange(s, s + len(d2))] = np.inf  # not itself
+        nearest[s:s + 256] = np.sqrt(np.maximum(d2.min(1), 0) / flat.shape[1])
+    return float(np.percentile(nearest[nearest > 0], percentile))
+
+
+class Split:
+    """What every run of one split is measured against, built once."""
+
+    def __init__(self, split_dir: Path):
+        from keras_cxr.classify.datasets import Splits
+        from keras_cxr.config import load_preset
+        from keras_cxr.evaluate.extractor import ensure_extractor
+
+        self.dir = split_dir
+        minority_pct = int(split_dir.name[1:])
+        self.config = load_preset("quick", [f"data.minority_fraction={minority_pct / 100}"])
+        manifest = split_dir / "data" / "manifest.csv"
+        self.extractors = [ensure_extractor(self.config, split_dir, manifest, s) for s in EXTRACTOR_SEEDS]
+        splits = Splits.load(manifest, self.config.image_size)
+        self.x_train, self.y_train = splits.train[0][..., None].astype(np.float32) / 255.0, splits.train[1]
+        self.x_test, self.y_test = splits.test[0][..., None].astype(np.float32) / 255.0, splits.test[1]
+        self.minority = int(np.argmin(np.bincount(self.y_train, minlength=2)))
+        e0 = self.extractors[0]
+        real_test = self.x_test[self.y_test == self.minority]
+        self.real_fidelity = float((e0(real_test)[1].argmax(1) == self.minority).mean())
+        from keras_cxr.evaluate.quality import frechet_distance
+
+        self.real_vs_real0 = frechet_distance(e0.features(self.x_train[self.y_train == self.minority]),
+                                              e0.features(real_test))
+        self.threshold = near_copy_threshold(self.x_train)
+
+    def measure(self, run_dir: Path) -> dict:
+        from keras_cxr.evaluate.generator_quality import REAL, measure_generators
+        from keras_cxr.explain.memorisation import nearest_rmse
+
+        models = run_dir / "models" / RUN / "1"
+        quality, samples = measure_generators({RUN: (models, True)}, self.extractors, self.x_train, self.y_train,
+                                              self.x_test, self.y_test, N_GENERATED)
+        q, real = quality[RUN], quality[REAL]
+        gen_d, _ = nearest_rmse(samples[RUN], self.x_train)
+        return {"frechet_ratio_per_extractor": q["ratio_per_seed"], "frechet_per_extractor": q["frechet_per_seed"],
+                "real_vs_real_per_extractor": real["frechet_per_seed"], "kid": q["kid"], "precision": q["precision"],
+                "recall": q["recall"], "fidelity": {str(k): v for k, v in q["fidelity"].items()},
+                "fidelity_real_minority": self.real_fidelity,
+                "fidelity_rel": q["fidelity"][self.minority] / self.real_fidelity,
+                "near_copies": int((gen_d < self.threshold).sum()), "near_copy_threshold_rmse": self.threshold,
+                "near_copy_rule": f"pixel RMSE below the {NEAR_COPY_PERCENTILE:g}th percentile of real train "
+                                  "images' distances to their nearest other train image",
+                "feature_dim": real["feature_dim"], "n_real_minority_train": int((self.y_train == self.minority).sum())}
+
+
+def run_row(split: Split, run_dir: Path, variant: str, seed: int) -> dict | None:
+    done = run_dir / RUN / "done.json"
+    if not done.exists():
+        return None
+    cache = run_dir / "quality.json"
+    if not cache.exists():
+        cache.write_text(json.dumps(split.measure(run_dir), indent=2) + "\n")
+    measured = json.loads(cache.read_text())
+    import csv
+
+    with open(run_dir / RUN / "log.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    fid = split.config.gan.min_label_fidelity
+    tracked = {"raw": tracked_best(rows, "raw_", fid), "ema": tracked_best(rows, "", fid)}
+    for t in tracked.values():
+        if t is not None:
+            t["frechet_ratio"] = t["fd"] / split.real_vs_real0
+            t["fidelity_rel"] = t[f"fidelity_label{split.minority}"] / split.real_fidelity
+    sittings = json.loads((run_dir / "sittings.json").read_text()) if (run_dir / "sittings.json").exists() else []
+    return {"variant": variant, "gan_seed": seed, "minority_pct": int(split.dir.name[1:]),
+            "export_epoch": json.loads(done.read_text()).get("export_epoch"), "tracked": tracked,
+            "measured": measured, "wall_s": round(sum(s["wall_s"] for s in sittings), 1),
+            "cpu": sittings[-1]["cpu"] if sittings else None}
+
+
+def collect(split_dir: Path, variants) -> list[dict]:
+    split = None
+    rows = []
+    for variant in variants:
+        for run_dir in sorted((split_dir / variant).glob("seed*")):
+            if not (run_dir / RUN / "done.json").exists():
+                continue
+            split = split or Split(split_dir)
+            rows.append(run_row(split, run_dir, variant, int(run_dir.name[4:])))
+    return rows
+
+
+def _fmt(x, digits=2):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def markdown(rows: list[dict], split_dir: Path) -> str:
+    md = [f"# Issue 23: conditional generators at {split_dir.name[1:]}% minority", "",
+          "Quick preset cDCGAN (alpha 0.5, 64x64, 57 epochs, tracked every 5), `gan.ema=0.999` in every run. "
+          "Tracked columns: best epoch by the export rule, seed-0 extractor, ratio to its real train-vs-test "
+          "Frechet distance (raw G and its average). Measured columns: the exported generator (the average's "
+          "best epoch), Frechet / real-vs-real per extractor seed 0, 1, 2.", "",
+          "| variant | GAN seed | raw: epoch | raw: FD ratio | raw: fidelity rel | ema: epoch | ema: FD ratio | "
+          "ema: fidelity rel | measured FD ratio per extractor | KID | precision | recall | fidelity rel | "
+          "near-copies | wall (min) |", "|" + "---|" * 15]
+    for r in rows:
+        t, m = r["tracked"], r["measured"]
+        cells = [r["variant"], str(r["gan_seed"])]
+        for k in ("raw", "ema"):
+            cells += [str(t[k]["epoch"]), _fmt(t[k]["frechet_ratio"]), _fmt(t[k]["fidelity_rel"])] if t[k] else ["-"] * 3
+        cells += [" / ".join(_fmt(v) for v in m["frechet_ratio_per_extractor"]), _fmt(m["kid"], 4),
+                  _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["fidelity_rel"]), str(m["near_copies"]),
+                  _fmt(r["wall_s"] / 60, 1)]
+        md.append("| " + " | ".join(cells) + " |")
+    if rows:
+        m = rows[0]["measured"]
+        md += ["", f"Reference set: {m['n_real_minority_train']} real minority train images against "
+               f"{m['feature_dim']} feature dimensions"
+               + (" (fewer images than dimensions: every covariance is rank-deficient and each Frechet distance "
+                  "biased upwards, so read ratios, not absolute distances)." if m["n_real_minority_train"] < m["feature_dim"]
+                  else " (more images than dimensions)."),
+               f"Real minority test images' fidelity under extractor seed 0: {m['fidelity_real_minority']:.3f} "
+               "(fidelity rel divides by it). Near-copies: " + m["near_copy_rule"]
+               + f" ({m['near_copy_threshold_rmse']:.4f}).",
+               f"CPU: {rows[0]['cpu']}; wall is the run's training (tracking included), one TensorFlow op thread."]
+    return "\n".join(md) + "\n"
+
+
+def write_table(split_dir: Path, variants) -> None:
+    rows = collect(split_dir, variants)
+    (split_dir / "results.md").write_text(markdown(rows, split_dir))
+    summary_path = split_dir.parent / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"chosen": None, "rows": []}
+    pct = int(split_dir.name[1:])
+    kept = [r for r in summary["rows"] if r["minority_pct"] != pct]
+    for r in rows:
+        for read in ("raw", "ema"):
+            t = r["tracked"][read]
+            kept.append({"variant": r["variant"] + ("+ema" if read == "ema" else ""), "minority_pct": pct,
+                         "gan_seed": r["gan_seed"], "read": "measured" if read == "ema" else "tracked",
+                         "frechet_ratio": (float(np.mean(r["measured"]["frechet_ratio_per_extractor"])) if read == "ema"
+                                           else (t["frechet_ratio"] if t else None)),
+                         "frechet_ratio_per_extractor": (r["measured"]["frechet_ratio_per_extractor"] if read == "ema"
+                                                         else [t["frechet_ratio"]] if t else []),
+                         "fidelity_rel": r["measured"]["fidelity_rel"] if read == "ema" else (t["fidelity_rel"] if t else None),
+                         "near_copies": r["measured"]["near_copies"] if read == "ema" else None})
+    summary["rows"] = kept
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {split_dir / 'results.md'} and {summary_path} ({len(rows)} runs)")
