@@ -175,6 +175,10 @@ class ClassifierConfig:
             "resnet18" (paper 4.1).
         smote_k_neighbors: int. Defaults to 5 (imbalanced-learn's default).
         bootstrap: int. Bootstrap resamples for the confidence intervals. Defaults to 10000.
+        generator_per_seed: bool. A GAN cell of seed s streams from a generator trained with
+            gan.seed = s (`<method>_g<s>`), so the seeds' paired differences include GAN training
+            variance; false: one generator (the preset's gan.seed) for every seed, as the paper.
+            Defaults to False.
         precision: str. "float32", "mixed_float16" or "mixed_bfloat16", as in GANConfig.
             Defaults to "float32".
     """
@@ -186,6 +190,7 @@ class ClassifierConfig:
     epochs: int = 5
     max_rotation_deg: float = 10.0
     crop_fraction: float = 0.9
+    generator_per_seed: bool = False
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     methods: tuple[str, ...] = ()
     backbone: str = "resnet18"
@@ -222,6 +227,10 @@ class Config:
 
             classifier = dataclasses.replace(self.classifier, methods=method_names(self.gan.alphas))
             object.__setattr__(self, "classifier", classifier)
+
+    def with_gan_seed(self, seed: int | None) -> "Config":
+        """This config with `gan.seed` = `seed` (None: unchanged): a generator of its own seed."""
+        return self if seed is None else dataclasses.replace(self, gan=dataclasses.replace(self.gan, seed=int(seed)))
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

@@ -14,6 +14,7 @@ the default rows (the paper's eleven); name them in `classifier.methods` or `--m
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -31,6 +32,7 @@ class GeneratorSpec:
 
     kind: str
     alpha: float | None = None
+    gan_seed: int | None = None  # None: the preset's `gan.seed`, one generator for every cell
 
     def __post_init__(self):
         if self.kind not in GAN_KINDS:
@@ -46,8 +48,15 @@ class GeneratorSpec:
 
     @property
     def name(self) -> str:
-        """dcgan, or cdcgan_a025 / cdcgan_a050 / cdcgan_a075 for alpha 0.25 / 0.5 / 0.75."""
-        return "dcgan" if self.kind == "dcgan" else f"cdcgan_a{round(self.alpha * 100):03d}"
+        """dcgan, or cdcgan_a025 / cdcgan_a050 / cdcgan_a075 for alpha 0.25 / 0.5 / 0.75; with a
+        GAN seed of its own, `_g<seed>` after it (dcgan_g3: the DCGAN trained with gan.seed 3)."""
+        base = "dcgan" if self.kind == "dcgan" else f"cdcgan_a{round(self.alpha * 100):03d}"
+        return base if self.gan_seed is None else f"{base}_g{self.gan_seed}"
+
+    def for_seed(self, seed: int, per_seed: bool) -> "GeneratorSpec":
+        """The generator a cell of classifier seed `seed` uses: its own, trained with gan.seed =
+        `seed`, under `classifier.generator_per_seed`; else the one shared by every seed."""
+        return dataclasses.replace(self, gan_seed=int(seed)) if per_seed else self
 
     def export_dir(self, models_dir) -> Path:
         """Where the exported generator lives (TF Serving layout: <models>/<name>/<version>)."""
@@ -81,6 +90,12 @@ class Method:
     gradcam: bool = False
     derived_from: str | None = None
 
+    def generator_for(self, seed: int, config) -> GeneratorSpec | None:
+        """The generator this method's cell of `seed` streams from (None: a classic method)."""
+        if self.generator is None:
+            return None
+        return self.generator.for_seed(seed, config.classifier.generator_per_seed)
+
     def resampler(self, seed: int, config, models_dir=None):
         """The resampler for one cell; a GAN method's generator must already be exported."""
         if self.derived_from is not None:
@@ -89,7 +104,7 @@ class Method:
             return self.make(seed, config)
         if models_dir is None:
             raise KerasCXRError(f"method {self.name!r} needs exported generators (--models DIR)")
-        path = self.generator.export_dir(models_dir)
+        path = self.generator_for(seed, config).export_dir(models_dir)
         if not (path / "saved_model.pb").exists():
             raise KerasCXRError(f"method {self.name!r}: no generator at {path} (train it with `train-gan`)")
         return _resample().GANOversample(path, seed=seed)

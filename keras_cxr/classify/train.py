@@ -69,9 +69,12 @@ def _generator_record(rs) -> dict | None:
     if rs.generated is None:
         return None
     meta = read_meta(rs.generated.path)
-    return {"path": rs.generated.path, "kind": meta.get("kind"), "alpha": meta.get("alpha"),
-            "label": rs.generated.label, "count": rs.generated.count, "seed": rs.generated.seed,
-            "sha256": folder_sha256(rs.generated.path), "export_epoch": meta.get("export_epoch")}
+    record = {"path": rs.generated.path, "kind": meta.get("kind"), "alpha": meta.get("alpha"),
+              "label": rs.generated.label, "count": rs.generated.count, "seed": rs.generated.seed,
+              "sha256": folder_sha256(rs.generated.path), "export_epoch": meta.get("export_epoch")}
+    if "gan_seed" in meta:  # a generator of its own seed (`classifier.generator_per_seed`)
+        record["gan_seed"] = meta["gan_seed"]
+    return record
 
 
 class ClassifierSession:

@@ -15,8 +15,9 @@ from keras_cxr.identity import differences, file_sha256, folder_sha256
 from keras_cxr.io_utils import write_json
 from keras_cxr.methods import get_method
 
-# Classifier settings that change no cell's numbers: which cells exist, and the summary's CIs.
-NOT_IN_CELL_IDENTITY = ("seeds", "methods", "bootstrap")
+# Classifier settings that change no cell's numbers: which cells exist, and the summary's CIs;
+# and `generator_per_seed`, whose effect is the generator's bytes, recorded on their own.
+NOT_IN_CELL_IDENTITY = ("seeds", "methods", "bootstrap", "generator_per_seed")
 
 
 def cell_path(out_dir, method: str, seed: int) -> Path:
@@ -32,7 +33,7 @@ def cell_identity(method: str, seed: int, config, data_sha256: str, models_dir=N
     settings, the initial weights and, for a GAN method, the exported generator's bytes."""
     settings = config.to_dict()
     classifier = {k: v for k, v in settings["classifier"].items() if k not in NOT_IN_CELL_IDENTITY}
-    spec = get_method(method, config.gan.alphas).generator
+    spec = get_method(method, config.gan.alphas).generator_for(seed, config)
     generator = None
     if spec is not None and models_dir is not None and spec.export_dir(models_dir).is_dir():
         generator = folder_sha256(spec.export_dir(models_dir))

@@ -125,10 +125,11 @@ def _check_prepared(out_dir: Path, info: dict, source: str, config: Config, path
 
 
 def generators_of(config: Config, methods) -> list:
-    """The GeneratorSpecs the given methods need, in order, each once (classic methods need none)."""
+    """The GeneratorSpecs the given methods need over the preset's seeds, in order, each once
+    (classic methods need none; one per seed under `classifier.generator_per_seed`)."""
     known = registry(config.gan.alphas)
-    specs = [known[m].generator for m in methods if known[m].generator is not None]
-    return list(dict.fromkeys(specs))
+    specs = [known[m].generator_for(s, config) for m in methods for s in config.classifier.seeds]
+    return list(dict.fromkeys(spec for spec in specs if spec is not None))
 
 
 def ensure_generator(config: Config, out_dir: Path, manifest: Path, spec, verbose: int) -> None:
@@ -138,8 +139,10 @@ def ensure_generator(config: Config, out_dir: Path, manifest: Path, spec, verbos
     done = run.done() is not None
     if not done:
         raise_if_held(run.dir)  # before loading the probe's extractor, which a waiting shard would redo
-    probe = None if done else quality_probe(config, out_dir, manifest, spec)  # None: not tracked
-    train_gan(spec.kind, config, out_dir, alpha=spec.alpha, manifest=manifest, verbose=verbose, probe=probe)
+    # A generator of its own seed is tracked with that seed's fixed latents, as `train-gan --seed` tracks it.
+    probe = None if done else quality_probe(config.with_gan_seed(spec.gan_seed), out_dir, manifest, spec)
+    train_gan(spec.kind, config, out_dir, alpha=spec.alpha, manifest=manifest, verbose=verbose, probe=probe,
+              gan_seed=spec.gan_seed)
 
 
 def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str | None = None,
@@ -215,7 +218,7 @@ def _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose, rebu
     while pending:
         progressed = False
         for method, seed in list(pending):
-            spec, source = known[method].generator, known[method].derived_from
+            spec, source = known[method].generator_for(seed, config), known[method].derived_from
             if spec is not None and not _generator_ready(config, out_dir, manifest, spec, verbose, said_busy):
                 continue  # another process trains it: come back to this cell later
             if source is not None and cell_state(out_dir, source, seed, identity(source, seed)) not in ("same", "unrecorded"):

@@ -170,10 +170,10 @@ def _exported_generators(results: Path) -> list[GeneratorSpec]:
     for pb in sorted((results / "models").glob("*/1/saved_model.pb")):
         meta = read_meta(pb.parent)
         if meta.get("kind") in ("dcgan", "cdcgan"):
-            spec = GeneratorSpec(meta["kind"], meta.get("alpha"))
+            spec = GeneratorSpec(meta["kind"], meta.get("alpha"), meta.get("gan_seed"))
             if spec.name == pb.parent.parent.name:  # a folder named as its run: one of this matrix's
                 specs.append(spec)
-    return sorted(specs, key=lambda s: (s.conditional, s.alpha or 0.0))
+    return sorted(specs, key=lambda s: (s.conditional, s.alpha or 0.0, -1 if s.gan_seed is None else s.gan_seed))
 
 
 def _manifest_of(results: Path) -> Path:

@@ -191,7 +191,7 @@ def default_strategy() -> tf.distribute.Strategy:
 
 def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, data=None, manifest=None,
               verbose: int = 1, strategy: tf.distribute.Strategy | None = None, max_epochs: int | None = None,
-              probe=None) -> dict:
+              probe=None, gan_seed: int | None = None) -> dict:
     """Trains (or resumes) one GAN and exports its generator.
 
     Args:
@@ -210,12 +210,15 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
             used to simulate an interruption. Defaults to None.
         probe: callable generator -> dict of quality columns (`keras_cxr.evaluate.tracking`);
             required when `gan.eval_every` >= 1, called every `eval_every` epochs and at the last.
+        gan_seed: int or None. Train with this `gan.seed` as a generator of its own, named
+            `<name>_g<seed>` (`classifier.generator_per_seed`); None: the preset's seed, plain name.
 
     Returns:
         dict with run_dir, export_dir, epochs, wall_s, the last epoch's metrics and, once done,
         the exported epoch and the rule that chose it.
     """
-    spec = GeneratorSpec(kind, alpha)
+    spec = GeneratorSpec(kind, alpha, gan_seed)
+    config = config.with_gan_seed(gan_seed)
     check_gan_image_size(config.image_size)
     run = RunFolder(out_dir, spec)
     if config.gan.eval_every and probe is None and run.done() is None:
@@ -227,7 +230,7 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
     with run.lock():
         run.remove_stale_tmp()
         run.start(run_config, train, class_names)
-        meta = _export_meta(run_config, spec.name, _epochs(spec, config), config.gan.max_images)
+        meta = _export_meta(run_config, spec, _epochs(spec, config), config.gan.max_images)
         done = run.done()
         if done is not None:
             return _reexport_if_needed(run, config, meta, done)
@@ -359,10 +362,10 @@ def _raise_diverged(run: RunFolder, guard: DivergenceGuard):
     )
 
 
-def _export_meta(run_config: dict, name: str, epochs: int, max_images: int) -> dict:
+def _export_meta(run_config: dict, spec: GeneratorSpec, epochs: int, max_images: int) -> dict:
     p = run_config["preset"]
     minority = minority_label(run_config["train_counts"])
-    meta = {"name": name, "kind": run_config["kind"], "alpha": run_config["alpha"],
+    meta = {"name": spec.name, "kind": run_config["kind"], "alpha": run_config["alpha"],
             "generated_label": run_config["generated_label"], "class_names": run_config["class_names"],
             "minority_label": minority,  # `generate`'s default label
             "majority_label": 1 - minority,
@@ -370,6 +373,8 @@ def _export_meta(run_config: dict, name: str, epochs: int, max_images: int) -> d
             "pixel_range": p["gan"]["pixel_range"], "preset": p["name"], "epochs": epochs,
             "max_images": max_images, "diffaugment": p["gan"].get("diffaugment", "none"),
             "ema": p["gan"].get("ema", 0.0)}  # 0: the raw G is exported
+    if spec.gan_seed is not None:  # a generator of its own seed (`classifier.generator_per_seed`)
+        meta["gan_seed"] = spec.gan_seed
     if run_config["kind"] == "cdcgan":
         meta["alpha_meaning"] = (f"share of generated labels from the train split's majority class "
                                  f"(label {1 - minority}, {run_config['class_names'][1 - minority]})")
