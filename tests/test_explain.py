@@ -80,3 +80,17 @@ def test_memorisation_flags_a_planted_copy():
     r = memorisation(generated, train, test)
     assert r["near_copies"] == 1 and r["near_copy_indices"] == [7]
     assert r["nearest_train_index"][7] == 12 and r["generated_rmse"][7] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_near_copy_threshold_is_a_percentile_of_train_to_train_distances_without_duplicates():
+    from keras_cxr.explain.memorisation import near_copy_threshold
+
+    rng = np.random.default_rng(1)
+    train = rng.uniform(0, 1, (50, 8, 8))
+    train[3] = train[4]  # an exact duplicate pair: distance 0, left out
+    flat = train.reshape(50, -1)
+    d = np.sqrt(((flat[:, None] - flat[None]) ** 2).mean(-1))
+    np.fill_diagonal(d, np.inf)
+    nearest = d.min(1)
+    assert near_copy_threshold(train) == pytest.approx(np.percentile(nearest[nearest > 0], 1.0), rel=1e-4)
+    assert near_copy_threshold(train, 50) == pytest.approx(np.median(nearest[nearest > 0]), rel=1e-4)

@@ -8,8 +8,8 @@ Two reads per run (see run.py): the raw G and its moving average ("+ema").
 - Measured (the exported generator, which is the average's best epoch): Frechet / real-vs-real
   per extractor seed (0, 1, 2; a fresh sample each), KID, precision / recall, minority-label
   fidelity relative to the real minority test images' under the same extractor, and
-  near-copies: generated images closer (pixel RMSE) to a train image than the 1st percentile of
-  real train images' distances to their nearest other train image.
+  near-copies: generated images closer (pixel RMSE) to a train image than percentile 1 of the
+  real train images' distances to their nearest other train image (`keras_cxr.explain.memorisation`).
 
 Writes <split>/<variant>/seed<k>/quality.json (cached), experiments/results/cgan/summary.json
 (rows of both splits) and <split>/results.md.
@@ -25,7 +25,6 @@ import numpy as np
 
 EXTRACTOR_SEEDS = (0, 1, 2)
 N_GENERATED = 500
-NEAR_COPY_PERCENTILE = 1.0
 RUN = "cdcgan_a050"
 
 
@@ -36,19 +35,6 @@ def tracked_best(rows: list[dict], prefix: str, min_fidelity: float) -> dict | N
     view = [{"epoch": r["epoch"], **{f: r.get(prefix + f, "") for f in fields}} for r in rows]
     best = best_row(view, True, min_fidelity)
     return None if best is None else {"epoch": int(best["epoch"]), **{f: float(best[f]) for f in fields}}
-
-
-def near_copy_threshold(x_train: np.ndarray, percentile: float = NEAR_COPY_PERCENTILE) -> float:
-    """The `percentile` of real train images' pixel RMSE to their nearest *other* train image
-    (exact duplicates, distance 0, are left out: they are the dataset's, not a generator's)."""
-    flat = x_train.reshape(len(x_train), -1).astype(np.float32)
-    sq = (flat ** 2).sum(1)
-    nearest = np.empty(len(flat), np.float32)
-    for s in range(0, len(flat), 256):
-        d2 = sq[s:s + 256, None] + sq[None] - 2 * flat[s:s + 256] @ flat.T
-        d2[np.arange(len(d2)), np.arange(s, s + len(d2))] = np.inf  # not itself
-        nearest[s:s + 256] = np.sqrt(np.maximum(d2.min(1), 0) / flat.shape[1])
-    return float(np.percentile(nearest[nearest > 0], percentile))
 
 
 class Split:
@@ -75,11 +61,13 @@ class Split:
 
         self.real_vs_real0 = frechet_distance(e0.features(self.x_train[self.y_train == self.minority]),
                                               e0.features(real_test))
+        from keras_cxr.explain.memorisation import near_copy_threshold
+
         self.threshold = near_copy_threshold(self.x_train)
 
     def measure(self, run_dir: Path) -> dict:
         from keras_cxr.evaluate.generator_quality import REAL, measure_generators
-        from keras_cxr.explain.memorisation import nearest_rmse
+        from keras_cxr.explain.memorisation import NEAR_COPY_PERCENTILE, nearest_rmse
 
         models = run_dir / "models" / RUN / "1"
         quality, samples = measure_generators({RUN: (models, True)}, self.extractors, self.x_train, self.y_train,
@@ -92,7 +80,7 @@ class Split:
                 "fidelity_real_minority": self.real_fidelity,
                 "fidelity_rel": q["fidelity"][self.minority] / self.real_fidelity,
                 "near_copies": int((gen_d < self.threshold).sum()), "near_copy_threshold_rmse": self.threshold,
-                "near_copy_rule": f"pixel RMSE below the {NEAR_COPY_PERCENTILE:g}th percentile of real train "
+                "near_copy_rule": f"pixel RMSE below percentile {NEAR_COPY_PERCENTILE:g} of the real train "
                                   "images' distances to their nearest other train image",
                 "feature_dim": real["feature_dim"], "n_real_minority_train": int((self.y_train == self.minority).sum())}
 

@@ -23,7 +23,7 @@ from keras_cxr.explain.figures import pyplot as _plt
 from keras_cxr.explain.figures import save_figure as _savefig
 from keras_cxr.explain.gradcam import gradcam_maps, lung_mask, lung_share, make_gradcam, save_gradcam_grid
 from keras_cxr.explain.imbalance_curve import curve_section
-from keras_cxr.explain.memorisation import memorisation
+from keras_cxr.explain.memorisation import memorisation, near_copy_threshold
 from keras_cxr.config import Config, config_from_dict
 from keras_cxr.evaluate.extractor import ensure_extractor
 from keras_cxr.evaluate.generator_quality import REAL, measure_generators
@@ -395,14 +395,16 @@ def _memorisation_section(ctx: _Context, gen_pixels: dict, f) -> tuple[list[str]
     md = ["", "## Memorisation", "",
           "Nearest training image (all train images) of each generated image, by pixel RMSE and by feature "
           "cosine distance, against the same distances of the real test images. A near-copy is a generated "
-          "image closer to a training image than any real test image is (`keras_cxr/explain/memorisation.py`).", "",
+          "image closer (pixel RMSE) to a training image than 99% of the training images are to their nearest "
+          "other training image, exact duplicates aside (`keras_cxr/explain/memorisation.py`).", "",
           "| generator | near-copies | threshold RMSE | generated RMSE p05 / median | test RMSE p05 / median "
           "| generated cosine median | test cosine median |", "|---|---|---|---|---|---|---|"]
     memo = {}
     f_all_train, f_test = f(ctx.x_train), f(ctx.x_test)
+    threshold = near_copy_threshold(ctx.x_train)
     for spec in ctx.generators:
         g = spec.name
-        r = memorisation(gen_pixels[g], ctx.x_train, ctx.x_test, f(gen_pixels[g]), f_all_train, f_test)
+        r = memorisation(gen_pixels[g], ctx.x_train, ctx.x_test, f(gen_pixels[g]), f_all_train, f_test, threshold)
         memo[g] = {k: v for k, v in r.items() if k not in ("nearest_train_index", "generated_rmse")}
         closest = np.argsort(np.asarray(r["generated_rmse"]))[:8]
         pairs = np.concatenate([gen_pixels[g][closest], ctx.x_train[np.asarray(r["nearest_train_index"])[closest]]])
