@@ -1,3 +1,3 @@
-from keras_cxr.cli import main
+from keras_cxr.pipeline.cli import main
 
 raise SystemExit(main())

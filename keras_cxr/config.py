@@ -114,11 +114,11 @@ class GANConfig:
             Defaults to 0.
         eval_every: int. Every this many epochs (and at the last), the Frechet distance, KID and
             (cDCGAN) label fidelity of `eval_images` generated images from fixed latents,
-            measured with the run's feature extractor (`keras_cxr.evaluate.extractor`) and
+            measured with the run's feature extractor (`keras_cxr.pipeline.extractor`) and
             logged. 0: not tracked (the paper). Defaults to 0.
         eval_images: int. Generated images per label per evaluation. Defaults to 512.
         export: str. Which epoch's generator is exported: "last" (the paper) or "best" (the
-            tracked best, `keras_cxr.gan.tracking`; needs `eval_every` >= 1). Defaults to "last".
+            tracked best, `keras_cxr.gan.selection`; needs `eval_every` >= 1). Defaults to "last".
         min_label_fidelity: float. A cDCGAN epoch is eligible as "best" only when the extractor
             recognises at least this share of its generated images of each label. Defaults to 0.9.
             This, `eval_every`, `eval_images` and `export` do not change the trained weights.

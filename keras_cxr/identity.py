@@ -2,7 +2,7 @@
 between two identity records, said in one line.
 
 A resumed GAN run, a reused matrix cell and a reused manifest are each checked against the
-identity they were made with (`gan.run_folder`, `evaluate.cells`, `evaluate.matrix`): the
+identity they were made with (`pipeline.run_folder`, `pipeline.cells`, `pipeline.matrix`): the
 sha256 of the image bytes they read (paths do not count, so `./data` and `/abs/data` are the
 same data) and the settings that change their numbers.
 """

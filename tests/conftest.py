@@ -69,7 +69,7 @@ def kermany_tree(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     """A prepared manifest of the bundled sample (200 N / 66 P before the carve), once per module."""
-    from keras_cxr.cli import main
+    from keras_cxr.pipeline.cli import main
 
     out = tmp_path_factory.mktemp("prepared")
     assert main(["data", "prepare", "--val-per-class", "4", "--out", str(out)]) == 0

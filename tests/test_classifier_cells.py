@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from keras_cxr.cli import main
+from keras_cxr.pipeline.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +23,10 @@ def test_reused_session_equals_fresh_model(tmp_path):
     import numpy as np
 
     from keras_cxr.classify.datasets import Splits
-    from keras_cxr.classify.train import ClassifierSession, train_classifier
+    from keras_cxr.classify.train import ClassifierSession
+    from keras_cxr.pipeline.train_cell import train_classifier
     from keras_cxr.config import load_preset
-    from keras_cxr.evaluate.matrix import prepare_manifest
+    from keras_cxr.pipeline.prepared import prepare_manifest
 
     config = load_preset("tiny")
     manifest = prepare_manifest(config, tmp_path)

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from keras_cxr.cli import main
 from keras_cxr.data import read_manifest
+from keras_cxr.pipeline.cli import main
 from tests.conftest import REPO
 from tests.test_datasets import _break
 
@@ -82,7 +82,7 @@ def test_written_files_are_world_readable(kermany_tree, tmp_path):
 def test_prepared_folder_is_reused_by_evaluate_all_only_with_same_settings(tmp_path):
     from keras_cxr.config import load_preset
     from keras_cxr.errors import KerasCXRError
-    from keras_cxr.evaluate.matrix import prepare_manifest
+    from keras_cxr.pipeline.prepared import prepare_manifest
 
     assert main(["data", "prepare", "--out", str(tmp_path / "data")]) == 0
     assert prepare_manifest(load_preset("quick"), tmp_path) == tmp_path / "data" / "manifest.csv"
@@ -104,7 +104,7 @@ def test_bad_thread_cap_is_a_clear_error(monkeypatch, capsys, value):
     ["evaluate-all"],
 ])
 def test_every_manifest_building_command_takes_the_data_options(command):
-    from keras_cxr.cli import _config, build_parser
+    from keras_cxr.pipeline.cli import _config, build_parser
 
     args = build_parser().parse_args([*command, "--preset", "tiny", "--out", "x", "--minority-class", "NORMAL",
                                       "--minority-fraction", "0.1", "--keep-val"])
@@ -118,7 +118,7 @@ def test_every_manifest_building_command_takes_the_data_options(command):
 
 def test_data_prepare_and_the_training_commands_build_the_same_manifest(tmp_path):
     from keras_cxr.config import load_preset
-    from keras_cxr.evaluate.matrix import prepare_manifest
+    from keras_cxr.pipeline.prepared import prepare_manifest
 
     for preset in ("tiny", "quick"):
         assert main(["data", "prepare", "--preset", preset, "--out", str(tmp_path / preset)]) == 0

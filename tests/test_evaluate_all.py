@@ -7,9 +7,9 @@ from pathlib import Path
 import h5py
 import pytest
 
-from keras_cxr.cli import main
 from keras_cxr.methods import get_method, method_names
 from keras_cxr.metrics import metrics_from_confusion
+from keras_cxr.pipeline.cli import main
 
 pytestmark = pytest.mark.slow
 METHODS = method_names()  # the tiny preset's: the paper's alphas
@@ -84,7 +84,7 @@ def test_evaluate_all_bad_arguments(tmp_path, capsys):
 
 def test_shard_auto_reads_the_cluster_variables():
     from keras_cxr.errors import KerasCXRError
-    from keras_cxr.evaluate.matrix import parse_shard
+    from keras_cxr.pipeline.matrix import parse_shard
 
     assert parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "8"}) == (7, 8)
     slurm = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1",
@@ -233,7 +233,7 @@ def _sharded_like_a_cluster(reference, c):
     Kubernetes Indexed Job. The cDCGAN's generator is not there yet: two shards need it. Every
     cell must run exactly once, the generator be trained exactly once, and the summary equal an
     unsharded run's over the same cells."""
-    from keras_cxr.cli import main
+    from keras_cxr.pipeline.cli import main
 
     c = _same_start(reference, c, parts=("data", "extractor"))
     slurm = {"SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"}

@@ -5,9 +5,9 @@ import zipfile
 
 import pytest
 
-from keras_cxr.cli import main
 from keras_cxr.data.fetch import fetch
 from keras_cxr.errors import KerasCXRError
+from keras_cxr.pipeline.cli import main
 from tests.conftest import sample_files
 
 

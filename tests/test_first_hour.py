@@ -4,8 +4,8 @@ note, an unknown image type is still an error, and advice names options the comm
 import json
 import shutil
 
-from keras_cxr.cli import main
-from keras_cxr.explain.report import _manifest_of
+from keras_cxr.pipeline.cli import main
+from keras_cxr.pipeline.report import _manifest_of
 from tests.test_robustness import one_error_line
 
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from keras_cxr.cli import main
 from keras_cxr.config import load_preset
 from keras_cxr.methods import GeneratorSpec, get_method
+from keras_cxr.pipeline.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +33,6 @@ def test_each_seed_streams_from_its_own_generator(tmp_path, capsys):
         assert run["preset"]["gan"]["seed"] == s
     assert cells[0]["generator"]["sha256"] != cells[1]["generator"]["sha256"]
     # The report finds both generators by their metadata.
-    from keras_cxr.explain.report import _exported_generators
+    from keras_cxr.pipeline.report import _exported_generators
 
     assert [s.name for s in _exported_generators(out)] == ["dcgan_g0", "dcgan_g1"]

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from keras_cxr.cli import main
 from keras_cxr.config import load_preset
-from keras_cxr.gan.train import train_gan
+from keras_cxr.pipeline.cli import main
+from keras_cxr.pipeline.gan_run import train_gan
 from tests.test_robustness import one_error_line
 
 pytestmark = pytest.mark.slow

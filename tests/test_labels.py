@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_cxr.cli import main
 from keras_cxr.data import SAMPLE_DIR, read_manifest, scan_dataset
 from keras_cxr.data.images import read_grayscale
 from keras_cxr.data.labels import LabelTable
+from keras_cxr.pipeline.cli import main
 from tests.test_robustness import one_error_line
 
 NORMAL = sorted((SAMPLE_DIR / "train" / "NORMAL").glob("*.png"))[:30]

@@ -8,8 +8,8 @@ import pytest
 
 from keras_cxr.config import load_preset
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.evaluate.matrix import generators_of
 from keras_cxr.methods import CLASSIC, GeneratorSpec, get_method, method_names, registry
+from keras_cxr.pipeline.matrix import generators_of
 from tests.conftest import REPO
 
 PAPER_ROWS = ("baseline", "class_weights", "undersample", "oversample", "smote", "borderline_smote", "adasyn",

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, precision_score, recall_score
 
 from keras_cxr.metrics import binary_metrics, metrics_from_confusion
-from keras_cxr.evaluate.summary import bootstrap_ci, summarize
+from keras_cxr.pipeline.summary import bootstrap_ci, summarize
 
 
 def test_known_confusion_matrix():
@@ -57,8 +57,8 @@ def test_paired_difference_to_baseline():
 
 def test_paper_columns_only_for_the_papers_setting(tmp_path):
     from keras_cxr.data import build_manifest, write_manifest
-    from keras_cxr.evaluate.paper import paper_setting_differences
-    from keras_cxr.evaluate.summary import render_markdown
+    from keras_cxr.pipeline.paper import paper_setting_differences
+    from keras_cxr.pipeline.summary import render_markdown
     from tests.test_imbalance import records, with_val
 
     def manifest(name, rs, classes=("NORMAL", "PNEUMONIA"), **kwargs):
@@ -92,7 +92,7 @@ def test_paper_columns_only_for_the_papers_setting(tmp_path):
 
 
 def test_minimum_detectable_difference_and_calls():
-    from keras_cxr.evaluate.summary import minimum_detectable_difference, render_markdown
+    from keras_cxr.pipeline.summary import minimum_detectable_difference, render_markdown
 
     # (t_{0.975,4} + t_{0.8,4}) * 0.01 / sqrt(5) = (2.776 + 0.941) * 0.01 / 2.236
     assert minimum_detectable_difference(0.01, 5) == pytest.approx(0.016625, abs=1e-5)
@@ -119,8 +119,8 @@ def test_imbalance_curve_from_two_folders(tmp_path):
     import json
 
     from keras_cxr.data import build_manifest, write_manifest
-    from keras_cxr.evaluate.summary import write_results
-    from keras_cxr.explain.imbalance_curve import curve_section
+    from keras_cxr.pipeline.summary import write_results
+    from keras_cxr.pipeline.imbalance_curve import curve_section
     from tests.test_imbalance import records
 
     folders = []

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_cxr.cli import main
 from keras_cxr.gan.export import export_generator
 from keras_cxr.gan.generator import build_generator
+from keras_cxr.pipeline.cli import main
 from tests.conftest import sample_files
 from tests.test_robustness import one_error_line
 

@@ -2,8 +2,8 @@
 
 import subprocess
 
-from keras_cxr.evaluate.summary import provenance_lines
-from keras_cxr.provenance import code_version, provenance
+from keras_cxr.pipeline.provenance import code_version, provenance
+from keras_cxr.pipeline.summary import provenance_lines
 from tests.conftest import REPO
 
 

@@ -17,9 +17,9 @@ import zlib
 import numpy as np
 import pytest
 
-from keras_cxr.cli import main
 from keras_cxr.config import load_preset
-from keras_cxr.gan.train import train_gan
+from keras_cxr.pipeline.cli import main
+from keras_cxr.pipeline.gan_run import train_gan
 from tests.conftest import REPO, SAMPLE
 
 pytestmark = pytest.mark.slow
@@ -88,7 +88,7 @@ def test_truncated_log_row_is_dropped_on_resume(tmp_path, tiny_data):
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from keras_cxr.io_utils import run_lock
+    from keras_cxr.pipeline.locks import run_lock
     with run_lock(sys.argv[1], name=sys.argv[2], what=sys.argv[3]):
         print("held", flush=True)
         time.sleep(600)
@@ -134,7 +134,7 @@ def test_second_writer_is_refused_and_a_dead_holder_is_taken_over(tmp_path, tiny
 
 
 def test_another_machines_lock_holds_while_its_heartbeat_is_fresh(tmp_path, monkeypatch):
-    from keras_cxr.io_utils import LockBusy, run_lock
+    from keras_cxr.pipeline.locks import LockBusy, run_lock
 
     lock = tmp_path / ".lock"
     lock.write_text(json.dumps({"pid": 1, "host": "node-17.cluster", "started": "5", "what": "evaluate-all cell x"}))
@@ -149,7 +149,7 @@ def test_another_machines_lock_holds_while_its_heartbeat_is_fresh(tmp_path, monk
 
 
 def test_a_waiting_lock_takes_over_when_the_holder_finishes(tmp_path, capsys):
-    from keras_cxr.io_utils import run_lock
+    from keras_cxr.pipeline.locks import run_lock
 
     holder = _holder(tmp_path, what="train-gan dcgan")
     threading.Timer(1.0, holder.kill).start()
@@ -160,7 +160,7 @@ def test_a_waiting_lock_takes_over_when_the_holder_finishes(tmp_path, capsys):
 
 
 def test_lock_of_a_reused_pid_is_stale(tmp_path):
-    from keras_cxr.io_utils import run_lock
+    from keras_cxr.pipeline.locks import run_lock
 
     # Our own pid with another process start time: the holder died and the pid was reused.
     (tmp_path / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename,

@@ -165,7 +165,7 @@ def test_export_keeps_layout_and_metadata(exported):
 
 
 def test_generate_cli_streams_in_chunks_and_checks_requests(tmp_path, exported, capsys):
-    from keras_cxr.cli import main
+    from keras_cxr.pipeline.cli import main
     from keras_cxr.gan.export import generate_images
     from PIL import Image
 

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from keras_cxr.cli import main
 from keras_cxr.data import read_manifest
 from keras_cxr.evaluate.thresholds import best_validation_threshold, logit_adjusted_threshold
 from keras_cxr.methods import method_names
+from keras_cxr.pipeline.cli import main
 
 
 def test_the_thresholds():

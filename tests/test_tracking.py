@@ -7,15 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from keras_cxr.cli import main
 from keras_cxr.config import load_preset
-from keras_cxr.evaluate.extractor import ensure_extractor, extractor_dir
-from keras_cxr.evaluate.tracking import quality_probe
 from keras_cxr.gan.export import generate_images, images_from_generator_output, read_meta
-from keras_cxr.gan.run_folder import EVAL_FIELDS, LOG_FIELDS, RAW_FIELDS, RunFolder, read_checkpoint
 from keras_cxr.gan.selection import best_row
-from keras_cxr.gan.train import build_gan, train_gan
+from keras_cxr.gan.train import build_gan
 from keras_cxr.methods import GeneratorSpec
+from keras_cxr.pipeline.cli import main
+from keras_cxr.pipeline.extractor import ensure_extractor, extractor_dir
+from keras_cxr.pipeline.gan_run import train_gan
+from keras_cxr.pipeline.run_folder import EVAL_FIELDS, LOG_FIELDS, RAW_FIELDS, RunFolder, read_checkpoint
+from keras_cxr.pipeline.tracking import quality_probe
 
 pytestmark = pytest.mark.slow
 TRACKED = ["gan.cdcgan_epochs=3", "gan.eval_every=1", "gan.eval_images=24", "gan.export=best"]

@@ -9,9 +9,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from keras_cxr.cli import main
 from keras_cxr.config import load_preset
-from keras_cxr.gan.train import GANDivergedError, train_gan
+from keras_cxr.pipeline.cli import main
+from keras_cxr.pipeline.gan_run import GANDivergedError, train_gan
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -143,7 +143,7 @@ def test_in_process_generator_equals_served_images(tmp_path, tiny_data):
     import tensorflow as tf
 
     from keras_cxr.gan.export import load_generator
-    from keras_cxr.gan.run_folder import load_checkpoint
+    from keras_cxr.pipeline.run_folder import load_checkpoint
     from keras_cxr.gan.train import build_gan
 
     config = load_preset("tiny", ["gan.cdcgan_epochs=1"])
@@ -180,7 +180,7 @@ MIRRORED = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from keras_cxr.config import load_preset
-    from keras_cxr.gan.train import train_gan
+    from keras_cxr.pipeline.gan_run import train_gan
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     config = load_preset("tiny", ["gan.cdcgan_epochs=2"])
     r = train_gan("cdcgan", config, sys.argv[2], manifest=sys.argv[1], verbose=0, strategy=strategy)

@@ -1,5 +1,5 @@
 """How often the matrix's call rule calls a method that has no effect, and how often it finds one
-that has: the whole procedure (`keras_cxr.evaluate.summary.summarize`) run on simulated matrices.
+that has: the whole procedure (`keras_cxr.pipeline.summary.summarize`) run on simulated matrices.
 
     python experiments/answer/null_calls.py [--sims 4000] [--seed 0]
 
@@ -26,8 +26,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from keras_cxr.evaluate.cells import read_cells  # noqa: E402
-from keras_cxr.evaluate.summary import METRICS, minimum_detectable_difference, summarize  # noqa: E402
+from keras_cxr.pipeline.cells import read_cells  # noqa: E402
+from keras_cxr.pipeline.summary import METRICS, minimum_detectable_difference, summarize  # noqa: E402
 
 OUT = REPO / "experiments/results/answer/null_calls.md"
 QUICK = REPO / "experiments/results/quick"
@@ -99,7 +99,7 @@ def main() -> int:
              for i, row in enumerate(("smote", "class_weights"))}  # the least and the most noisy AUC rows of the quick matrix
     lines = ["# The call rule on null matrices", "",
              f"`python experiments/answer/null_calls.py --sims {args.sims} --seed {args.seed}`: the whole call procedure "
-             f"(`keras_cxr.evaluate.summary.summarize`) on simulated matrices shaped like the committed quick matrix "
+             f"(`keras_cxr.pipeline.summary.summarize`) on simulated matrices shaped like the committed quick matrix "
              f"({null['rows']} method rows + baseline, {null['seeds']} seeds, each row's spread and the shared seed effect "
              f"from its cells).", "",
              f"family-wise false-call rate: {null['any_call']:.4f}", "",

@@ -17,9 +17,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from keras_cxr.data import read_manifest  # noqa: E402
-from keras_cxr.evaluate.cells import read_cells  # noqa: E402
-from keras_cxr.evaluate.thresholds import derive_cell  # noqa: E402
 from keras_cxr.evaluate.stats import holm, paired_t_p, sign_flip_p  # noqa: E402
+from keras_cxr.evaluate.thresholds import derive_cell  # noqa: E402
+from keras_cxr.pipeline.cells import read_cells  # noqa: E402
 
 FOLDERS = {"25% pneumonia": REPO / "experiments/results/quick", "10% pneumonia": REPO / "experiments/results/quick_minority10"}
 OUT = REPO / "experiments/results/answer/recheck_5seed.md"

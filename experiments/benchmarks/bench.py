@@ -34,7 +34,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_cxr.classify import build_resnet18  # noqa: E402
-from keras_cxr.kernels.conv_input_grad import stock_input_grad_is_slow  # noqa: E402
 from keras_cxr.config import load_preset  # noqa: E402
 from keras_cxr.data.pipeline import make_dataset  # noqa: E402
 from keras_cxr.gan import build_discriminator, build_generator  # noqa: E402
@@ -43,6 +42,7 @@ from keras_cxr.gan.train import build_gan  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
 from keras_cxr.kernels import STOCK, Kernels, resolve  # noqa: E402
 from keras_cxr.kernels.adam import FusedAdam  # noqa: E402
+from keras_cxr.kernels.conv_input_grad import stock_input_grad_is_slow  # noqa: E402
 from keras_cxr.precision import dtype_policy  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -67,7 +67,7 @@ def forward_flops(model) -> int:
 
 
 def cpu_model() -> str:
-    from keras_cxr.provenance import cpu_model as model
+    from keras_cxr.pipeline.provenance import cpu_model as model
 
     return model()
 

@@ -35,9 +35,9 @@ import tensorflow as tf  # noqa: E402
 from keras_cxr.classify.datasets import Splits  # noqa: E402
 from keras_cxr.classify.train import ClassifierSession  # noqa: E402
 from keras_cxr.config import load_preset  # noqa: E402
-from keras_cxr.evaluate.cells import run_cell  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
 from keras_cxr.kernels import cpu_flags, resolve  # noqa: E402
+from keras_cxr.pipeline.cells import run_cell  # noqa: E402
 
 CELLS = (("baseline", 0, "first cell of the process"), ("dcgan", 0, "generated images"),
          ("baseline", 1, "steady state"))

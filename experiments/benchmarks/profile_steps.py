@@ -34,7 +34,7 @@ def _scaling_child() -> None:
     """Runs in a subprocess: prints one JSON line of step times under the inherited thread cap."""
     import tensorflow as tf
 
-    from keras_cxr.cli import _thread_cap
+    from keras_cxr.pipeline.cli import _thread_cap
 
     threads = _thread_cap(os.environ.get("KERAS_CXR_THREADS"))
     tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -139,7 +139,7 @@ def main() -> None:
         emit({"step_s": fn(args.size[0], args.steps, args.threads)})
         return
     sys.path.insert(0, str(HERE.parents[1]))
-    from keras_cxr.provenance import cpu_model
+    from keras_cxr.pipeline.provenance import cpu_model
 
     pythons = {"keras": sys.executable, "torch": args.torch_python}
     out = {"cpu": cpu_model(), "threads": args.threads, "steps_per_child": args.steps, "rounds": args.rounds,

@@ -60,8 +60,8 @@ def prepare(minority: int, data: str) -> Path:
     """The split's manifest (made once) and seed-0 feature extractor (trained once), shared by
     every run of that split: each run's folder gets a copy of the extractor, not its own."""
     from keras_cxr.config import load_preset
-    from keras_cxr.evaluate.extractor import ensure_extractor
-    from keras_cxr.evaluate.matrix import prepare_manifest
+    from keras_cxr.pipeline.extractor import ensure_extractor
+    from keras_cxr.pipeline.prepared import prepare_manifest
 
     config = load_preset("quick", [f"data.minority_fraction={minority / 100}"])
     manifest = prepare_manifest(config, split_dir(minority), data)
@@ -102,7 +102,7 @@ def train(minority: int, variants: list[str], seeds: list[int], data: str) -> No
 
 
 def _log_sitting(out: Path, cmd, t0: float, rc: int) -> None:
-    from keras_cxr.provenance import cpu_model
+    from keras_cxr.pipeline.provenance import cpu_model
 
     sitting = {"command": " ".join(cmd[1:]), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)),
                "wall_s": round(time.time() - t0, 1), "exit": rc, "cpu": cpu_model(), "cpus": os.cpu_count(),

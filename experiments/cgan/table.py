@@ -43,7 +43,7 @@ class Split:
     def __init__(self, split_dir: Path):
         from keras_cxr.classify.datasets import Splits
         from keras_cxr.config import load_preset
-        from keras_cxr.evaluate.extractor import ensure_extractor
+        from keras_cxr.pipeline.extractor import ensure_extractor
 
         self.dir = split_dir
         minority_pct = int(split_dir.name[1:])

@@ -94,9 +94,9 @@ def measure(variant: str, data: str) -> None:
 
     from keras_cxr.classify.datasets import Splits
     from keras_cxr.config import load_preset
-    from keras_cxr.evaluate.extractor import ensure_extractor
+    from keras_cxr.pipeline.extractor import ensure_extractor
     from keras_cxr.evaluate.generator_quality import measure_generators
-    from keras_cxr.evaluate.matrix import prepare_manifest
+    from keras_cxr.pipeline.prepared import prepare_manifest
     from keras_cxr.explain.memorisation import memorisation
     from keras_cxr.gan.export import read_meta
 

@@ -107,7 +107,7 @@ def main() -> None:
 
 
 def _cpu_model() -> str:
-    from keras_cxr.provenance import cpu_model
+    from keras_cxr.pipeline.provenance import cpu_model
 
     return cpu_model()
 

@@ -1,5 +1,5 @@
-"""Classify: the classifier backbones (ResNet18), the ImageNet weight converter, and one training
-run per (method, seed)."""
+"""Classify: the classifier backbones (ResNet18), the ImageNet weight converter, the tf.data
+input pipeline and a compiled classifier reused across runs (`train.ClassifierSession`)."""
 
 __all__ = ["LAST_CONV_LAYER", "build_resnet18"]
 

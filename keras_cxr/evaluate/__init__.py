@@ -1,1 +1,2 @@
-"""Evaluate: the (method, seed) matrix, its per-cell result files, and their summary."""
+"""Evaluate: the numbers, without files: generated-image quality (Frechet, KID, PRDC, label
+fidelity), the paired statistics of the call rule, and the threshold controls."""

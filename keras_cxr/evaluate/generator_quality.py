@@ -1,6 +1,6 @@
 """Exported generators measured against real images: the report's quality numbers.
 
-For each feature extractor (one per seed, `keras_cxr.evaluate.extractor`): the Frechet distance of
+For each feature extractor (one per seed, `keras_cxr.pipeline.extractor`): the Frechet distance of
 the real minority train images to the real minority test images (the real-vs-real scale) and to
 each generator's minority images (a fresh sample per extractor), so the spread over seeds covers
 both the feature space and the sample. With the first extractor also: KID, precision / recall /

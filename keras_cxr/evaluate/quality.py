@@ -1,7 +1,7 @@
-"""Generated-image quality in the feature space of `keras_cxr.evaluate.extractor`.
+"""Generated-image quality in the feature space of `keras_cxr.pipeline.extractor`.
 
 `image_set_quality` is the project's one definition of a generated set's Frechet distance, KID and
-label fidelity: training-time tracking (`keras_cxr.evaluate.tracking`) and the report both call it.
+label fidelity: training-time tracking (`keras_cxr.pipeline.tracking`) and the report both call it.
 The real-vs-real distance (train vs test images of one class) gives the scale.
 """
 

@@ -1,1 +1,1 @@
-"""Explain: Grad-CAM and its lung share, generated-image quality, memorisation, the report."""
+"""Explain: Grad-CAM and its lung share, memorisation (nearest training images), and figures."""

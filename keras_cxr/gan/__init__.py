@@ -1,4 +1,5 @@
-"""GANs: DCGAN and conditional DCGAN (paper 4.4-4.5), their training loop, SavedModel export."""
+"""GANs: DCGAN and conditional DCGAN (paper 4.4-4.5), their training step, SavedModel export.
+A resumable run around them is `keras_cxr.pipeline.gan_run`."""
 
 from keras_cxr.gan.discriminator import build_discriminator
 from keras_cxr.gan.gan import GAN

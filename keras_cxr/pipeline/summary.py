@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_cxr.evaluate.paper import FIGURE7_SCRATCH_BASELINE, FIGURE8_PRETRAINED
 from keras_cxr.evaluate.stats import holm, paired_t_p, sign_flip_p
 from keras_cxr.io_utils import write_json, write_text
+from keras_cxr.pipeline.paper import FIGURE7_SCRATCH_BASELINE, FIGURE8_PRETRAINED
 
 METRICS = ("precision", "recall", "specificity", "f1", "roc_auc", "balanced_accuracy")
 PRIMARY = "roc_auc"

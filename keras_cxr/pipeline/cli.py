@@ -131,10 +131,10 @@ def cmd_data_fetch(args) -> dict:
 
 
 def cmd_train_gan(args) -> dict:
-    from keras_cxr.evaluate.matrix import prepare_manifest
-    from keras_cxr.evaluate.tracking import quality_probe
-    from keras_cxr.gan.run_folder import RunFolder
-    from keras_cxr.gan.train import train_gan
+    from keras_cxr.pipeline.prepared import prepare_manifest
+    from keras_cxr.pipeline.tracking import quality_probe
+    from keras_cxr.pipeline.run_folder import RunFolder
+    from keras_cxr.pipeline.gan_run import train_gan
     from keras_cxr.methods import GeneratorSpec
 
     if args.seed is not None:
@@ -233,8 +233,8 @@ def _config(args):
 def cmd_train_classifier(args) -> dict:
     from keras_cxr.classify.datasets import Splits
     from keras_cxr.data import manifest_sha256
-    from keras_cxr.evaluate.cells import cell_identity, run_cell
-    from keras_cxr.evaluate.matrix import prepare_manifest
+    from keras_cxr.pipeline.cells import cell_identity, run_cell
+    from keras_cxr.pipeline.prepared import prepare_manifest
     from keras_cxr.methods import get_method
 
     _split_weights(args)
@@ -254,7 +254,7 @@ def cmd_train_classifier(args) -> dict:
 
 
 def cmd_evaluate_all(args) -> dict:
-    from keras_cxr.evaluate.matrix import evaluate_all
+    from keras_cxr.pipeline.matrix import evaluate_all
 
     _split_weights(args)
     config = _config(args)
@@ -264,7 +264,7 @@ def cmd_evaluate_all(args) -> dict:
 
 
 def cmd_report(args) -> dict:
-    from keras_cxr.explain.report import write_report
+    from keras_cxr.pipeline.report import write_report
 
     path = write_report(args.results, n_generated=args.n_generated, extractor_seeds=tuple(args.extractor_seeds),
                         compare=tuple(args.compare or ()))

@@ -1,5 +1,5 @@
 """What made a result: the code (commit, uncommitted changes), the library versions, the threads
-and the CPU. Recorded in every cell beside its identity (`keras_cxr.evaluate.cells`), which says
+and the CPU. Recorded in every cell beside its identity (`keras_cxr.pipeline.cells`), which says
 what a cell's numbers depend on; provenance says what produced them, so that `results.md` can
 name every commit and version its cells came from and warn when they are mixed."""
 
@@ -21,7 +21,7 @@ PACKAGES = ("keras_cxr", "tensorflow", "keras", "numpy")
 def code_version() -> dict:
     """The git commit of the checkout keras_cxr runs from and whether it has uncommitted changes
     (None for both when installed from a wheel, outside any checkout)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # keras_cxr/pipeline/provenance.py -> the checkout
 
     def git(*args):
         try:

@@ -58,7 +58,7 @@ def cell_state(out_dir, method: str, seed: int, identity: dict) -> str | list[st
 
 def run_cell(method: str, seed: int, config, splits, out_dir, models_dir=None, imagenet_weights=None,
              verbose: int = 0, session=None, identity: dict | None = None) -> dict:
-    """Trains and tests one cell (`classify.train.train_classifier`), or derives a threshold
+    """Trains and tests one cell (`pipeline.train_cell.train_classifier`), or derives a threshold
     control from its source cell (`evaluate.thresholds`), then writes its file."""
     source = get_method(method, config.gan.alphas).derived_from
     if source is not None:  # a threshold control: the source cell re-thresholded, no training
@@ -67,7 +67,7 @@ def run_cell(method: str, seed: int, config, splits, out_dir, models_dir=None, i
         cell = json.loads(cell_path(out_dir, source, seed).read_text())
         result = derive_cell(method, cell, splits.test[1], splits.val[1])
     else:
-        from keras_cxr.classify.train import train_classifier
+        from keras_cxr.pipeline.train_cell import train_classifier
 
         result = train_classifier(method, seed, config, splits, out_dir, models_dir, imagenet_weights, verbose,
                                   session)

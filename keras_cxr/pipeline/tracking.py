@@ -3,7 +3,7 @@
 `quality_probe` builds, once per run, what every evaluation reuses: the run's feature extractor,
 the features of the real train images of each class the generator imitates, and fixed latents.
 `train_gan` calls the probe with its generator every `eval_every` epochs and logs the row (the
-columns of `keras_cxr.gan.run_folder.EVAL_FIELDS`); the GAN layer never imports this module
+columns of `keras_cxr.pipeline.run_folder.EVAL_FIELDS`); the GAN layer never imports this module
 (the probe is handed in).
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_cxr.data.imbalance import label_counts, minority_label
 from keras_cxr.config import Config
-from keras_cxr.evaluate.extractor import Extractor, ensure_extractor
+from keras_cxr.data.imbalance import label_counts, minority_label
 from keras_cxr.evaluate.quality import image_set_quality
 from keras_cxr.methods import GeneratorSpec
+from keras_cxr.pipeline.extractor import Extractor, ensure_extractor
 
 class QualityProbe:
     """Frechet distance, KID and label fidelity of a generator's images from fixed latents.

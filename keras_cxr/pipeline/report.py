@@ -16,21 +16,21 @@ import numpy as np
 
 from keras_cxr.classify.backbones import build_classifier
 from keras_cxr.classify.datasets import Splits
+from keras_cxr.config import Config, config_from_dict
 from keras_cxr.data.imbalance import label_counts, minority_label
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.evaluate.cells import read_cells
+from keras_cxr.evaluate.generator_quality import REAL, measure_generators
 from keras_cxr.explain.figures import pyplot as _plt
 from keras_cxr.explain.figures import save_figure as _savefig
 from keras_cxr.explain.gradcam import gradcam_maps, lung_mask, lung_share, make_gradcam, save_gradcam_grid
-from keras_cxr.explain.imbalance_curve import curve_section
 from keras_cxr.explain.memorisation import memorisation, near_copy_threshold
-from keras_cxr.config import Config, config_from_dict
-from keras_cxr.evaluate.extractor import ensure_extractor
-from keras_cxr.evaluate.generator_quality import REAL, measure_generators
 from keras_cxr.gan.export import generate_images, read_meta
 from keras_cxr.gan.grid import save_grid
 from keras_cxr.io_utils import write_json, write_text
 from keras_cxr.methods import GeneratorSpec, registry
+from keras_cxr.pipeline.cells import read_cells
+from keras_cxr.pipeline.extractor import ensure_extractor
+from keras_cxr.pipeline.imbalance_curve import curve_section
 
 
 def _network(cell: dict):
@@ -211,7 +211,7 @@ def _load_context(results_dir, n_generated: int) -> _Context:
 
 
 def _config_of(cell: dict) -> Config:
-    """The settings a cell ran with that decide a feature extractor (`keras_cxr.evaluate.extractor`)."""
+    """The settings a cell ran with that decide a feature extractor (`keras_cxr.pipeline.extractor`)."""
     classifier = {k: v for k, v in cell.get("classifier_config", {}).items() if k != "methods"}
     return config_from_dict({"name": cell["preset"], "image_size": cell["image_size"],
                              "kernels": cell.get("kernels", "auto"), "classifier": classifier}, f"cell {cell['method']}")
@@ -224,7 +224,7 @@ def write_report(results_dir, n_generated: int = 500, gradcam_batch: int = 16, l
     `extractor_seeds`: the feature extractors of the quality section (trained once per manifest
     and cached under `<results>/extractor/`); the Frechet distance's spread is over them.
     `compare`: other `evaluate-all` folders of the same data at other minority fractions; with
-    them the report draws the imbalance curve (`keras_cxr.explain.imbalance_curve`)."""
+    them the report draws the imbalance curve (`keras_cxr.pipeline.imbalance_curve`)."""
     ctx = _load_context(results_dir, n_generated)
     curve_md, curve = curve_section([ctx.results, *map(Path, compare)], ctx.assets) if compare else ([], {})
     md = _header(ctx) + _samples_section(ctx) + _losses_section(ctx) + _results_section(ctx) + curve_md
@@ -352,7 +352,7 @@ def _quality_section(ctx: _Context, extractors: list):
     n_real = int((ctx.y_train == ctx.minority).sum())
     seeds = ", ".join(str(e.seed) for e in extractors)
     md = ["## Generated-image quality", "",
-          f"Features: the {_backbone_title(first.record)} feature extractors of this manifest (`keras_cxr/evaluate/"
+          f"Features: the {_backbone_title(first.record)} feature extractors of this manifest (`keras_cxr/pipeline/"
           f"extractor.py`: the baseline recipe on the real train images only; seeds {seeds}; test accuracy of "
           f"seed {first.seed}: {first.record['test_metrics'].get('accuracy', float('nan')):.3f}). Reference set: the "
           f"{n_real} real minority-class train images; {ctx.n_generated} generated minority images per generator. "

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from keras_cxr.config import Config
-from keras_cxr.io_utils import remove_stale_tmp, run_lock, write_json
+from keras_cxr.io_utils import write_json
 
 # Classifier settings that do not change one baseline network's training.
+from keras_cxr.pipeline.locks import remove_stale_tmp, run_lock
 _NOT_IN_RECIPE = ("seeds", "methods", "bootstrap", "smote_k_neighbors")
 
 
@@ -77,7 +78,7 @@ def ensure_extractor(config: Config, out_dir, manifest, seed: int = 0, log=print
 
 def _train(config: Config, folder: Path, manifest, seed: int, log) -> None:
     from keras_cxr.classify.datasets import Splits
-    from keras_cxr.classify.train import train_classifier
+    from keras_cxr.pipeline.train_cell import train_classifier
 
     log(f"feature extractor: training ResNet18 seed {seed} on the real train images of {manifest} "
         f"(baseline recipe; cached in {folder})")

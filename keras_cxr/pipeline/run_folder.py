@@ -27,11 +27,12 @@ from keras_cxr.config import DataConfig, GANConfig
 from keras_cxr.data import write_manifest
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.identity import differences, said
-from keras_cxr.io_utils import atomic_path, remove_stale_tmp, run_lock, write_json
+from keras_cxr.io_utils import atomic_path, write_json
 from keras_cxr.methods import GeneratorSpec
+from keras_cxr.pipeline.locks import remove_stale_tmp, run_lock
 
 LOG_FIELDS = ("epoch", "d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake", "epoch_s", "images_per_s")
-# Quality columns (`keras_cxr.evaluate.tracking`), filled on the epochs that were evaluated.
+# Quality columns (`keras_cxr.pipeline.tracking`), filled on the epochs that were evaluated.
 EVAL_FIELDS = ("fd", "kid", "fd_label0", "fd_label1", "kid_label0", "kid_label1", "fidelity_label0", "fidelity_label1")
 # With `gan.ema` the quality columns are the average's and these the raw G's, so a run shows both.
 RAW_FIELDS = tuple(f"raw_{f}" for f in EVAL_FIELDS)
