@@ -44,13 +44,13 @@ def test_real_repeats_and_in_memory_synthetic_images_with_class_weights():
 def test_generated_images_stream_in_with_their_label_and_weight(tmp_path):
     from keras_cxr.config import load_preset
     from keras_cxr.gan.export import export_generator
+    from keras_cxr.gan.record import GeneratorRecord
     from keras_cxr.gan.train import build_gan
 
     config = load_preset("tiny", [f"image_size={SIZE}"])
     gan = build_gan("cdcgan", config, alpha=0.5)  # untrained: only shapes, labels and counts matter here
     path = export_generator(gan.generator, tmp_path / "cdcgan_a050" / "1",
-                            {"kind": "cdcgan", "latent_dim": config.gan.latent_dim, "pixel_range": "0_1",
-                             "image_size": SIZE, "generated_label": None})
+                            GeneratorRecord("cdcgan", config.gan.latent_dim, "0_1", SIZE))
     splits = _splits()
     rs = ResampledSet(indices=np.arange(16), generated=GeneratedSource(str(path), 1, 8, 0), class_weight={0: 1.0, 1: 3.0})
     ds, total = train_dataset(splits, rs, 5, seed=0, image_size=SIZE)
@@ -70,12 +70,12 @@ def test_generator_of_another_size_is_refused(tmp_path, bad_size):
     from keras_cxr.config import load_preset
     from keras_cxr.errors import KerasCXRError
     from keras_cxr.gan.export import export_generator
+    from keras_cxr.gan.record import GeneratorRecord
     from keras_cxr.gan.train import build_gan
 
     config = load_preset("tiny", [f"image_size={bad_size}"])
     path = export_generator(build_gan("dcgan", config).generator, tmp_path / "dcgan" / "1",
-                            {"kind": "dcgan", "latent_dim": config.gan.latent_dim, "pixel_range": "0_1",
-                             "image_size": bad_size, "generated_label": 1})
+                            GeneratorRecord("dcgan", config.gan.latent_dim, "0_1", bad_size, minority_label=1))
     rs = ResampledSet(indices=np.arange(16), generated=GeneratedSource(str(path), 1, 8, 0))
     with pytest.raises(KerasCXRError, match=f"makes {bad_size}x{bad_size} images; the classifier expects {SIZE}x{SIZE}"):
         train_dataset(_splits(), rs, 5, seed=0, image_size=SIZE)

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from keras_cxr.gan.export import export_generator
 from keras_cxr.gan.generator import build_generator
+from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.pipeline.cli import main
 from tests.conftest import sample_files
 from tests.test_robustness import one_error_line
@@ -154,7 +155,7 @@ def test_foreign_signature_and_foreign_metadata_are_one_line(tmp_path, capsys):
 
 def test_generate_seed_out_of_range_is_one_line(tmp_path, capsys):
     gen = build_generator(32, 100, 8, conditional=False)
-    path = export_generator(gen, tmp_path / "g" / "1", META)
+    path = export_generator(gen, tmp_path / "g" / "1", GeneratorRecord.from_json(META))
     line = refused(capsys, ["generate", "--generator", str(path), "--n", "2", "--label", "1",
                             "--seed", "9223372036854775000", "--out", str(tmp_path / "o")], tmp_path / "o")
     assert "`seed` must be an integer in [0, 4294967295]" in line
@@ -164,7 +165,7 @@ def test_serving_default_refuses_a_batch_over_its_bound(tmp_path):
     from keras_cxr.gan.export import MAX_SERVING_BATCH
 
     gen = build_generator(32, 100, 8, conditional=False)
-    serve = tf.saved_model.load(str(export_generator(gen, tmp_path / "g" / "1", META))).signatures["serving_default"]
+    serve = tf.saved_model.load(str(export_generator(gen, tmp_path / "g" / "1", GeneratorRecord.from_json(META)))).signatures["serving_default"]
     assert serve(latent=tf.zeros([MAX_SERVING_BATCH, 100]))["images"].shape[0] == MAX_SERVING_BATCH
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"at most {MAX_SERVING_BATCH} latents"):
         serve(latent=tf.zeros([MAX_SERVING_BATCH + 1, 100]))

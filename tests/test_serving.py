@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from keras_cxr.gan.export import export_generator, images_from_generator_output
 from keras_cxr.gan.generator import build_generator
+from keras_cxr.gan.record import GeneratorRecord
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -44,7 +45,7 @@ def exported(tmp_path_factory):
                 "generated_label": 1 if kind == "dcgan" else None, "image_size": 32,
                 "latent_dim": LATENT_DIM, "pixel_range": "0_1", "preset": "tiny", "max_images": 64,
                 "class_names": ["NORMAL", "PNEUMONIA"], "minority_label": 1 if kind == "dcgan" else 0}
-        path = export_generator(gen, root / kind / "1", meta)
+        path = export_generator(gen, root / kind / "1", GeneratorRecord.from_json(meta))
         out[kind] = (gen, path)
     return out
 
@@ -209,14 +210,15 @@ def test_generate_at_max_images_peaks_no_higher_than_one_chunk(tmp_path):
     peaks where one chunk does (before: 4,096 quick-preset images took 10.6 GB, 13x one chunk)."""
     import keras
 
-    from keras_cxr.gan.export import DEFAULT_MAX_IMAGES, GENERATE_CHUNK
+    from keras_cxr.gan.export import GENERATE_CHUNK
+    from keras_cxr.gan.record import DEFAULT_MAX_IMAGES
 
     keras.utils.set_random_seed(0)
     gen = build_generator(32, LATENT_DIM, 64, conditional=True, embedding_dim=8)  # the quick preset's width
     meta = {"name": "cdcgan", "kind": "cdcgan", "alpha": 0.5, "generated_label": None, "image_size": 32,
             "latent_dim": LATENT_DIM, "pixel_range": "0_1", "preset": "tiny", "class_names": ["NORMAL", "PNEUMONIA"],
             "minority_label": 1}
-    path = export_generator(gen, tmp_path / "g" / "1", meta)
+    path = export_generator(gen, tmp_path / "g" / "1", GeneratorRecord.from_json(meta))
     cli = _saved_model_cli()
     one_chunk = _peak_rss_mib(cli, path, GENERATE_CHUNK, tmp_path / "a")
     most = _peak_rss_mib(cli, path, DEFAULT_MAX_IMAGES, tmp_path / "b")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from keras_cxr.config import load_preset
-from keras_cxr.gan.export import generate_images, images_from_generator_output, read_meta
+from keras_cxr.gan.export import generate_images, images_from_generator_output
+from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.gan.selection import best_row
 from keras_cxr.gan.train import build_gan
 from keras_cxr.methods import GeneratorSpec
@@ -56,7 +57,7 @@ def test_tracked_run_exports_its_best_epoch_and_last_on_request(probe_and_config
     best = int(best_row(rows, True, config.gan.min_label_fidelity)["epoch"])
     done = json.loads(run.done_path.read_text())
     assert result["export"] == done["export"] == "best" and done["export_epoch"] == best == done["best"]["epoch"]
-    assert read_meta(run.export_dir)["export_epoch"] == best
+    assert GeneratorRecord.read(run.export_dir).export_epoch == best
     assert [p.name for p in run.best_files()] == [f"epoch-{best:04d}.npz"]
 
     # The exported generator is G at the best epoch: same images as G restored from its best file.
@@ -70,7 +71,7 @@ def test_tracked_run_exports_its_best_epoch_and_last_on_request(probe_and_config
     # --export last re-exports the finished run from its final checkpoint, and back again.
     last = train_gan("cdcgan", load_preset("tiny", TRACKED[:-1] + ["gan.export=last"]), tmp_path, alpha=0.25,
                      manifest=tiny_data, verbose=0)
-    assert (last["export"], last["export_epoch"]) == ("last", 3) and read_meta(run.export_dir)["export_epoch"] == 3
+    assert (last["export"], last["export_epoch"]) == ("last", 3) and GeneratorRecord.read(run.export_dir).export_epoch == 3
     back = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0)
     assert (back["export"], back["export_epoch"]) == ("best", best)
 
@@ -82,7 +83,7 @@ def test_tracked_run_exports_its_best_epoch_and_last_on_request(probe_and_config
     shutil.rmtree(run.checkpoint_dir)
     again = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0)
     assert (again["export"], again["export_epoch"]) == ("best", best)
-    assert read_meta(run.export_dir)["export_epoch"] == best
+    assert GeneratorRecord.read(run.export_dir).export_epoch == best
 
 
 def _served(export_dir, z):
@@ -122,7 +123,7 @@ def test_an_ema_run_tracks_both_exports_the_average_and_resumes_to_the_same_log(
     assert resumed["export_epoch"] == full["export_epoch"]
     assert any(k.startswith("g_ema/") for k in read_checkpoint(run.checkpoints()[-1]))
     assert any(k.startswith("g_ema/") for k in read_checkpoint(run.best_files()[-1]))
-    assert read_meta(run.export_dir)["ema"] == 0.5
+    assert GeneratorRecord.read(run.export_dir).ema == 0.5
     # The export is the average at the best epoch, not the raw G.
     gan = build_gan("cdcgan", config, 0.25)
     run.load_best(gan)
@@ -182,11 +183,11 @@ def test_alpha_meaning_and_majority_are_recorded_for_either_minority(tmp_path, m
                  "--out", str(tmp_path / "data")]) == 0
     config = load_preset("tiny", ["gan.cdcgan_epochs=1"])
     train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tmp_path / "data" / "manifest.csv", verbose=0)
-    meta = read_meta(tmp_path / "models" / "cdcgan_a025" / "1")
-    assert meta["majority_label"] == majority_label and meta["minority_label"] == 1 - majority_label
-    assert f"label {majority_label}, {['NORMAL', 'PNEUMONIA'][majority_label]}" in meta["alpha_meaning"]
+    record = GeneratorRecord.read(tmp_path / "models" / "cdcgan_a025" / "1")
+    assert record.majority_label == majority_label and record.minority_label == 1 - majority_label
+    assert f"label {majority_label}, {['NORMAL', 'PNEUMONIA'][majority_label]}" in record.to_json()["alpha_meaning"]
     # The trained GAN draws its fake labels from that majority with probability alpha.
-    gan = build_gan("cdcgan", config, 0.25, majority_label=meta["majority_label"])
+    gan = build_gan("cdcgan", config, 0.25, majority_label=record.majority_label)
     _, labels = gan._generate(4000, 1, 2, training=False)
     assert abs(np.mean(labels.numpy() == majority_label) - 0.25) < 0.03
     assert generate_images(tmp_path / "models" / "cdcgan_a025" / "1", 2, 1 - majority_label, seed=0).shape[0] == 2

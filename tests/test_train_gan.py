@@ -153,10 +153,10 @@ def test_in_process_generator_equals_served_images(tmp_path, tiny_data):
     latent = tf.random.stateless_normal([6, 100], [1, 2])
     labels = tf.constant([0, 1, 0, 1, 1, 1], tf.int32)
     expected = np.clip(gan.generator([latent, labels]).numpy(), 0, 1)
-    loaded, meta = load_generator(result["export_dir"])
+    loaded, record = load_generator(result["export_dir"])
     served = loaded.signatures["serving_default"](latent=latent, label=labels)["images"].numpy()
     np.testing.assert_allclose(served, expected, atol=1e-5)
-    assert meta["alpha"] == 0.75 and meta["image_size"] == 32
+    assert record.alpha == 0.75 and record.image_size == 32
 
 
 def test_generate_cli(tmp_path, tiny_data, capsys):

@@ -38,6 +38,7 @@ from keras_cxr.config import load_preset  # noqa: E402
 from keras_cxr.data.pipeline import make_dataset  # noqa: E402
 from keras_cxr.gan import build_discriminator, build_generator  # noqa: E402
 from keras_cxr.gan.export import export_generator  # noqa: E402
+from keras_cxr.gan.record import GeneratorRecord  # noqa: E402
 from keras_cxr.gan.train import build_gan  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
 from keras_cxr.kernels import STOCK, Kernels, resolve  # noqa: E402
@@ -216,8 +217,7 @@ def generation_fns(config, tmp: Path, n: int = 512) -> dict:
     gen = build_generator(config.image_size, g.latent_dim, g.filters)
     z = np.random.default_rng(0).standard_normal((n, g.latent_dim)).astype("float32")
     path = tmp / "g" / "1"
-    export_generator(gen, path, {"kind": "dcgan", "latent_dim": g.latent_dim, "pixel_range": g.pixel_range,
-                                 "generated_label": 1, "image_size": config.image_size})
+    export_generator(gen, path, GeneratorRecord("dcgan", g.latent_dim, g.pixel_range, config.image_size, minority_label=1))
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     zt = tf.constant(z)
     return {"savedmodel": lambda: [serve(latent=zt[i:i + 256])["images"].numpy() for i in range(0, n, 256)],

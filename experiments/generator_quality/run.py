@@ -98,7 +98,7 @@ def measure(variant: str, data: str) -> None:
     from keras_cxr.evaluate.generator_quality import measure_generators
     from keras_cxr.pipeline.prepared import prepare_manifest
     from keras_cxr.explain.memorisation import memorisation
-    from keras_cxr.gan.export import read_meta
+    from keras_cxr.gan.record import GeneratorRecord
 
     config = load_preset("quick")
     manifest = prepare_manifest(config, OUT, data)
@@ -115,9 +115,9 @@ def measure(variant: str, data: str) -> None:
     for g in GENERATORS:
         m = memorisation(samples[g], x_train, x_test, f(samples[g]), f_train, f_test)
         quality[g]["memorisation"] = {k: v for k, v in m.items() if k not in ("nearest_train_index", "generated_rmse")}
-        meta = read_meta(models / g / "1")
-        quality[g]["export_epoch"] = meta.get("export_epoch", meta.get("epochs"))
-        quality[g]["epochs"] = meta.get("epochs")
+        record = GeneratorRecord.read(models / g / "1")
+        quality[g]["export_epoch"] = record.export_epoch
+        quality[g]["epochs"] = record.epochs
         done = _run_dir(variant) / g / "done.json"
         if done.exists():
             quality[g]["train_wall_s"] = json.loads(done.read_text())["wall_s"]

@@ -84,7 +84,8 @@ def _curves(out: Path, variants: list[str], generators) -> str | None:
 
 
 def _grids(out: Path, records: dict, generators) -> list[str]:
-    from keras_cxr.gan.export import generate_images, read_meta
+    from keras_cxr.gan.export import generate_images
+    from keras_cxr.gan.record import GeneratorRecord
     from keras_cxr.gan.grid import save_grid
 
     lines = []
@@ -93,7 +94,7 @@ def _grids(out: Path, records: dict, generators) -> list[str]:
         cells = []
         for g in generators:
             path = root / record["models"] / g / "1"
-            minority = read_meta(path).get("minority_label", 1)
+            minority = GeneratorRecord.read(path).minority_label
             name = f"samples_{variant}_{g}.png"
             save_grid(generate_images(path, 16, minority, seed=0), out / name)
             cells.append(f"![{variant} {g}]({name})")

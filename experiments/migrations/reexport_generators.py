@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_cxr.gan.export import export_generator  # noqa: E402
 from keras_cxr.gan.generator import build_generator  # noqa: E402
+from keras_cxr.gan.record import GeneratorRecord  # noqa: E402
 
 
 def reexport(run_dir: Path, export_dir: Path) -> str:
@@ -52,7 +53,7 @@ def reexport(run_dir: Path, export_dir: Path) -> str:
     labels = tf.constant([0, 1] * 4, tf.int32)
     args = {"latent": latent, "label": labels} if conditional else {"latent": latent}
     before = old.signatures["serving_default"](**args)["images"].numpy()
-    export_generator(gen, export_dir, meta)
+    export_generator(gen, export_dir, GeneratorRecord.from_json(meta))  # older fields filled in as `read` does
     after = tf.saved_model.load(str(export_dir)).signatures["serving_default"](**args)["images"].numpy()
     diff = float(np.abs(before - after).max())
     if diff > 1e-5:

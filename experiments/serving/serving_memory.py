@@ -87,7 +87,11 @@ def main() -> None:
     variants = [("after (this checkout)", None)] + ([(f"before ({args.before})", args.before)] if args.before else [])
     rows = []
     for label, rev in variants:
-        model_dir = _export_module(rev, scratch).export_generator(gan.generator, scratch / label.split()[0] / "1", meta)
+        from keras_cxr.gan.record import GeneratorRecord
+
+        # An older revision's export takes the metadata dict; today's takes its record.
+        model_dir = _export_module(rev, scratch).export_generator(gan.generator, scratch / label.split()[0] / "1",
+                                                                  meta if rev else GeneratorRecord.from_json(meta))
         for n in SIZES:
             rss, wall = peak_rss_mib(Path(model_dir), n, scratch)
             rows.append((label, n, rss, wall))

@@ -4,7 +4,8 @@ Layout `<models>/<name>/<version>/` with two signatures:
   serving_default(latent float32 [None, latent_dim][, label int32 [None]]) -> {"images"}
   generate(num_images int32 [], label int32 [], seed int64 []) -> {"images"}
 `images` is float32 [None, H, W, 1] in [0, 1], clipped. `assets.extra/keras_cxr.json` records
-what the generator is (kind, alpha, label it generates, image size, preset, `max_images`).
+what the generator is (`keras_cxr.gan.record.GeneratorRecord`: kind, alpha, labels, image size,
+preset, `max_images`, the exported epoch).
 
 The archive is written by Keras' own `keras.export.ExportArchive`, which lists the generator's
 variables on the saved object itself. A hand-made `tf.Module` holding a Keras 3 model saves
@@ -15,7 +16,6 @@ The SavedModel needs TensorFlow only: neither keras_cxr nor Keras to load or ser
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -27,18 +27,17 @@ from PIL import Image
 from keras_cxr.config import check_seed
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.grid import to_uint8
+from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.io_utils import atomic_path
 
 GENERATE_CHUNK = 256  # `generate` runs the generator on at most this many latents at a time
-# One `generate` call's ceiling: its output, 4,096 128x128 images, is 256 MiB of float32; the
-# generator's activations stay those of one chunk whatever the request (docs/serving.md).
-DEFAULT_MAX_IMAGES = 4096
+# One `generate` call's ceiling (DEFAULT_MAX_IMAGES, 4,096): its output, 4,096 128x128 images, is
+# 256 MiB of float32; the generator's activations stay those of one chunk whatever the request
+# (docs/serving.md).
 # The most latents one `serving_default` request may carry: one chunk, so that a request there
 # peaks where one `generate` chunk does.
 MAX_SERVING_BATCH = GENERATE_CHUNK
 PROBE_IMAGES = 8  # images a generator makes when loaded, to check it before use
-# What `assets.extra/keras_cxr.json` must hold for keras_cxr to use a SavedModel as a generator.
-REQUIRED_META = ("kind", "latent_dim", "pixel_range", "image_size")
 GENERATE_INPUTS = {"num_images": tf.int32, "label": tf.int32, "seed": tf.int64}
 
 
@@ -49,18 +48,16 @@ def images_from_generator_output(output, pixel_range: str = "0_1"):
     return tf.clip_by_value(output, 0.0, 1.0)
 
 
-def serving_functions(generator, meta: dict) -> dict:
+def serving_functions(generator, record: GeneratorRecord) -> dict:
     """{signature name: (function, input signature)} of an exported generator.
 
     Bad requests fail inside the graph (TF Serving answers them with an error, never with
     NaN images or an unbounded allocation): a non-finite latent, a label outside {0, 1} (or, for
     a DCGAN, not the one it was trained on), a negative `num_images` or one over `max_images`.
     """
-    latent_dim, pixel_range = int(meta["latent_dim"]), meta["pixel_range"]
-    conditional = meta["kind"] == "cdcgan"
-    max_images = int(meta.get("max_images", DEFAULT_MAX_IMAGES))
-    generated_label = meta.get("generated_label")
-    generated_label = -1 if generated_label is None else int(generated_label)
+    latent_dim, pixel_range = record.latent_dim, record.pixel_range
+    conditional, max_images = record.conditional, record.max_images
+    generated_label = -1 if record.generated_label is None else int(record.generated_label)
 
     def checked(value, *checks):
         # The value, computed only after its checks pass: without the explicit dependency an
@@ -84,7 +81,7 @@ def serving_functions(generator, meta: dict) -> dict:
         # A request of at most one chunk runs the generator once on all of it, as before chunking.
         n = tf.shape(latent)[0]
         count = (n + GENERATE_CHUNK - 1) // GENERATE_CHUNK
-        side = int(meta["image_size"])
+        side = record.image_size
         parts = tf.TensorArray(tf.float32, size=count, infer_shape=False, element_shape=[None, side, side, 1])
 
         def step(k, parts):
@@ -124,39 +121,23 @@ def serving_functions(generator, meta: dict) -> dict:
     }
 
 
-def export_generator(generator, export_dir: str | os.PathLike, meta: dict) -> Path:
-    """Writes the SavedModel atomically (temporary folder, then rename) and returns its path.
-
-    `meta` needs kind, latent_dim and pixel_range (and generated_label for a DCGAN); `max_images`
-    defaults to DEFAULT_MAX_IMAGES. All of it goes to `assets.extra/keras_cxr.json`.
-    """
+def export_generator(generator, export_dir: str | os.PathLike, record: GeneratorRecord) -> Path:
+    """Writes the SavedModel atomically (temporary folder, then rename), `record` as its
+    `assets.extra/keras_cxr.json`, and returns its path."""
     export_dir = Path(export_dir)
-    meta = {**meta, "max_images": int(meta.get("max_images", DEFAULT_MAX_IMAGES))}
-    if meta["max_images"] < 1:
-        raise KerasCXRError(f"`max_images` must be >= 1. Received: max_images={meta['max_images']}")
     archive = keras.export.ExportArchive()
     # No `track(generator)`: the endpoints list the variables they capture, and tracking the
     # Keras variables as well would store every weight twice (measured: 2x the variables file).
-    for name, (fn, spec) in serving_functions(generator, meta).items():
+    for name, (fn, spec) in serving_functions(generator, record).items():
         archive.add_endpoint(name, fn, input_signature=spec)
     with atomic_path(export_dir, is_dir=True) as tmp:
         archive.write_out(str(tmp), verbose=False)
-        (tmp / "assets.extra").mkdir(exist_ok=True)
-        (tmp / "assets.extra" / "keras_cxr.json").write_text(json.dumps(meta, indent=2) + "\n")
+        record.write(tmp)
     return export_dir
 
 
-def read_meta(path: str | os.PathLike) -> dict:
-    """An exported generator's `assets.extra/keras_cxr.json` ({} for a SavedModel without one)."""
-    meta_path = Path(path) / "assets.extra" / "keras_cxr.json"
-    try:
-        return json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    except (OSError, ValueError) as exc:
-        raise KerasCXRError(f"unreadable generator metadata {meta_path}: {exc}") from None
-
-
 def load_generator(path: str | os.PathLike):
-    """Loads an exported generator; returns (loaded SavedModel, metadata dict).
+    """Loads an exported generator; returns (loaded SavedModel, its GeneratorRecord).
 
     Only keras_cxr's generators load: the metadata must name what the generator is, and the
     `generate` signature must take keras_cxr's inputs and return `images`.
@@ -171,24 +152,20 @@ def load_generator(path: str | os.PathLike):
     except Exception as exc:  # protobuf DecodeError, OSError, KeyError...: all mean "not our SavedModel"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KerasCXRError(f"cannot load the generator SavedModel {pb}: {first[:300]}") from None
-    meta = read_meta(path)
-    missing = [k for k in REQUIRED_META if k not in meta]
-    if missing:
-        raise KerasCXRError(f"{path} is not a keras_cxr generator: its assets.extra/keras_cxr.json "
-                            f"{'is missing' if not meta else 'lacks ' + ', '.join(missing)}")
+    record = GeneratorRecord.read(path)
     inputs = {k: v.dtype for k, v in fn.structured_input_signature[1].items()}
     if inputs != GENERATE_INPUTS or "images" not in fn.structured_outputs:
         got = ", ".join(f"{k} {v.name}" for k, v in inputs.items())
         raise KerasCXRError(f"{path}: its `generate` signature takes ({got}) and returns "
                             f"{sorted(fn.structured_outputs)}; a keras_cxr generator takes (num_images int32, "
                             f"label int32, seed int64) and returns images")
-    return loaded, meta
+    return loaded, record
 
 
-def probe_generator(fn, meta: dict, label: int, path) -> None:
+def probe_generator(fn, record: GeneratorRecord, label: int, path) -> None:
     """Makes PROBE_IMAGES images and refuses a generator whose output is not finite, not in
     [0, 1], not [n, S, S, 1] at its recorded image size, or one flat grey."""
-    side = int(meta["image_size"])
+    side = record.image_size
     try:
         out = next(iter_generated(fn, PROBE_IMAGES, label, 0))
     except tf.errors.OpError as exc:
@@ -220,7 +197,7 @@ def iter_generated(generate_fn, n: int, label: int, seed: int, chunk: int = GENE
 
 
 def _checked(path, n: int, label: int, seed: int):
-    """Loads the generator after checking a request against it; returns (generate fn, meta)."""
+    """Loads the generator after checking a request against it; returns (generate fn, record)."""
     if n < 1:
         raise KerasCXRError(f"`n` must be >= 1. Received: n={n}")
     if label not in (0, 1):
@@ -230,24 +207,24 @@ def _checked(path, n: int, label: int, seed: int):
 
 
 def open_generator(path, label: int):
-    """Loads and probes a generator for `label`; returns (its generate function, metadata)."""
-    loaded, meta = load_generator(path)
-    if meta.get("kind") == "dcgan" and label != meta.get("generated_label"):
+    """Loads and probes a generator for `label`; returns (its generate function, its record)."""
+    loaded, record = load_generator(path)
+    if not record.conditional and label != record.generated_label:
         raise KerasCXRError(
-            f"{path} is a DCGAN trained on label {meta.get('generated_label')} only. Received: label={label}")
+            f"{path} is a DCGAN trained on label {record.generated_label} only. Received: label={label}")
     fn = loaded.signatures["generate"]
-    probe_generator(fn, meta, label, path)
-    return fn, meta
+    probe_generator(fn, record, label, path)
+    return fn, record
 
 
-def _chunk(meta: dict) -> int:
-    return min(GENERATE_CHUNK, int(meta.get("max_images", DEFAULT_MAX_IMAGES)))
+def _chunk(record: GeneratorRecord) -> int:
+    return min(GENERATE_CHUNK, record.max_images)
 
 
 def generate_images(path, n: int, label: int, seed: int) -> np.ndarray:
     """float32 [n, H, W, 1] in [0, 1] through the `generate` signature (see `iter_generated`)."""
-    fn, meta = _checked(path, n, label, seed)
-    return np.concatenate(list(iter_generated(fn, n, label, seed, _chunk(meta))))
+    fn, record = _checked(path, n, label, seed)
+    return np.concatenate(list(iter_generated(fn, n, label, seed, _chunk(record))))
 
 
 def generate_to_folder(path, n: int, label: int, seed: int, out_dir, progress: bool = True) -> int:
@@ -255,12 +232,12 @@ def generate_to_folder(path, n: int, label: int, seed: int, out_dir, progress: b
 
     Files are `label{L}_seed{S}_{i:05d}.png`, each written atomically; returns how many.
     """
-    fn, meta = _checked(path, n, label, seed)
+    fn, record = _checked(path, n, label, seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bar = keras.utils.Progbar(n, unit_name="image") if progress and n > _chunk(meta) else None
+    bar = keras.utils.Progbar(n, unit_name="image") if progress and n > _chunk(record) else None
     i = 0
-    for chunk in iter_generated(fn, n, label, seed, _chunk(meta)):
+    for chunk in iter_generated(fn, n, label, seed, _chunk(record)):
         for img in to_uint8(chunk):
             with atomic_path(out_dir / f"label{label}_seed{seed}_{i:05d}.png") as tmp:
                 Image.fromarray(img).save(tmp, format="PNG")

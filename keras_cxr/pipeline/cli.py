@@ -162,12 +162,12 @@ def cmd_generate(args) -> dict:
     if label is None:  # the class the generator was made to add: its data's minority
         from keras_cxr.gan.export import load_generator
 
-        meta = load_generator(args.generator)[1]  # loads it whole: a broken SavedModel fails here, by name
-        label = meta.get("minority_label", meta.get("generated_label"))
+        record = load_generator(args.generator)[1]  # loads it whole: a broken SavedModel fails here, by name
+        label = record.minority_label
         if label is None:
             raise KerasCXRError(f"{args.generator} does not record its minority label (exported before "
                                 f"keras_cxr recorded it); pass --label 0 or --label 1")
-        print(f"label: {label} ({meta.get('class_names', ['?', '?'])[label]}, the generator's minority class)")
+        print(f"label: {label} ({(record.class_names or ('?', '?'))[label]}, the generator's minority class)")
     count = generate_to_folder(args.generator, args.n, label, args.seed, args.out)
     print(f"wrote {count} images to {args.out}")
     return {"count": count}

@@ -17,10 +17,11 @@ from keras_cxr.config import Config
 from keras_cxr.data import default_data_path, imbalanced_from_path, minority_label, read_manifest
 from keras_cxr.data.pipeline import load_images
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.gan.export import export_generator, images_from_generator_output, read_meta
+from keras_cxr.gan.export import export_generator, images_from_generator_output
 from keras_cxr.gan.gan import GAN
 from keras_cxr.gan.generator import check_gan_image_size
 from keras_cxr.gan.grid import save_grid
+from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.gan.selection import best_row
 from keras_cxr.gan.train import DivergenceGuard, build_gan, real_batches
 from keras_cxr.identity import records_sha256
@@ -141,11 +142,11 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
     with run.lock():
         run.remove_stale_tmp()
         run.start(run_config, train, class_names)
-        meta = _export_meta(run_config, spec, _epochs(spec, config), config.gan.max_images)
+        record = _generator_record(run_config, spec, _epochs(spec, config), config.gan.max_images)
         done = run.done()
         if done is not None:
-            return _reexport_if_needed(run, config, meta, done)
-        return _fit(run, config, train, meta, verbose, strategy, max_epochs, probe)
+            return _reexport_if_needed(run, config, record, done)
+        return _fit(run, config, train, record, verbose, strategy, max_epochs, probe)
 
 
 def _epochs(spec: GeneratorSpec, config: Config) -> int:
@@ -177,38 +178,37 @@ def _plan(spec: GeneratorSpec, config: Config, records, class_names, source) -> 
     return train, run_config
 
 
-def _reexport_if_needed(run: RunFolder, config: Config, meta: dict, done: dict) -> dict:
+def _reexport_if_needed(run: RunFolder, config: Config, record: GeneratorRecord, done: dict) -> dict:
     """A finished run: exports its generator again when the export is gone or the `gan.export`
     rule now picks another epoch (`--export last` after `best`, or back)."""
     rule = config.gan.export
-    wanted = meta["epochs"]
+    wanted = record.epochs
     if rule == "best":  # a run folder committed without its best/ files still records its choice
         wanted = run.best_epoch() or (done.get("export_epoch") if done.get("export") == "best" else 0)
     if rule == "best" and not wanted:
         raise KerasCXRError(f"{run.name} was trained without quality tracking, so it has no best epoch "
                             f"({run.best_dir} is empty); export it with --export last")
-    current = read_meta(run.export_dir) if run.is_exported() else None
-    # Generators exported before the rule existed are the last epoch's.
-    if current is not None and (current.get("export", "last"), current.get("export_epoch", current.get("epochs"))) == (rule, wanted):
+    current = GeneratorRecord.read(run.export_dir) if run.is_exported() else None
+    if current is not None and (current.export, current.export_epoch) == (rule, wanted):
         print(f"{run.name}: already trained ({done['epochs']} epochs); generator (epoch {wanted}) at {run.export_dir}")
         return done
-    gan = build_gan(run.spec.kind, config, _gan_alpha(run.spec), majority_label=meta["majority_label"])
-    if run.restore_latest(gan) != meta["epochs"]:
+    gan = build_gan(run.spec.kind, config, _gan_alpha(run.spec), majority_label=record.majority_label)
+    if run.restore_latest(gan) != record.epochs:
         raise KerasCXRError(f"{run.name} is marked done but its final checkpoint is missing from "
                             f"{run.checkpoint_dir}; delete {run.done_path} to retrain")
-    done = {**done, **_export_chosen(run, gan, meta, rule)}
+    done = {**done, **_export_chosen(run, gan, record, rule)}
     run.mark_done(done)
     print(f"{run.name}: generator of epoch {done['export_epoch']} ({rule}) exported to {run.export_dir}")
     return done
 
 
-def _export_chosen(run: RunFolder, gan: GAN, meta: dict, rule: str) -> dict:
+def _export_chosen(run: RunFolder, gan: GAN, record: GeneratorRecord, rule: str) -> dict:
     """Exports the generator `rule` picks ("last": G as it is; "best": the tracked best); returns
     what done.json records about it."""
-    epoch = run.load_best(gan) if rule == "best" else meta["epochs"]
+    epoch = run.load_best(gan) if rule == "best" else record.epochs
     if not epoch:
         raise KerasCXRError(f"{run.name}: `gan.export: best` but no epoch was evaluated ({run.best_dir} is empty)")
-    export_generator(gan.sampler, run.export_dir, {**meta, "export": rule, "export_epoch": epoch})
+    export_generator(gan.sampler, run.export_dir, record.exported(rule, epoch))
     return {"export": rule, "export_epoch": epoch}
 
 
@@ -216,14 +216,14 @@ def _gan_alpha(spec: GeneratorSpec) -> float:
     return spec.alpha if spec.conditional else 0.5  # a DCGAN draws no labels; GAN wants a float
 
 
-def _fit(run: RunFolder, config: Config, train, meta: dict, verbose, strategy, max_epochs, probe) -> dict:
+def _fit(run: RunFolder, config: Config, train, record: GeneratorRecord, verbose, strategy, max_epochs, probe) -> dict:
     """Trains from the latest checkpoint to the last epoch (or `max_epochs`), then exports."""
     g = config.gan
-    epochs = meta["epochs"]
+    epochs = record.epochs
     steps = len(train) // g.batch_size
     images, labels = load_images(train, config.image_size)
     with (strategy or default_strategy()).scope():
-        gan = build_gan(run.spec.kind, config, _gan_alpha(run.spec), majority_label=meta["majority_label"])
+        gan = build_gan(run.spec.kind, config, _gan_alpha(run.spec), majority_label=record.majority_label)
     start = run.restore_latest(gan)
     if start:
         print(f"{run.name}: resuming after epoch {start} of {epochs}")
@@ -254,7 +254,7 @@ def _fit(run: RunFolder, config: Config, train, meta: dict, verbose, strategy, m
     best = best_row(rows, run.spec.conditional, g.min_label_fidelity)
     if best is not None:
         result["best"] = _numbers(best, ("epoch",) + EVAL_FIELDS)
-    result.update(_export_chosen(run, gan, meta, g.export))
+    result.update(_export_chosen(run, gan, record, g.export))
     run.mark_done(result)
     return result
 
@@ -273,20 +273,12 @@ def _raise_diverged(run: RunFolder, guard: DivergenceGuard):
     )
 
 
-def _export_meta(run_config: dict, spec: GeneratorSpec, epochs: int, max_images: int) -> dict:
+def _generator_record(run_config: dict, spec: GeneratorSpec, epochs: int, max_images: int) -> GeneratorRecord:
+    """The run's generator, described once from its config (the export adds which epoch)."""
     p = run_config["preset"]
-    minority = minority_label(run_config["train_counts"])
-    meta = {"name": spec.name, "kind": run_config["kind"], "alpha": run_config["alpha"],
-            "generated_label": run_config["generated_label"], "class_names": run_config["class_names"],
-            "minority_label": minority,  # `generate`'s default label
-            "majority_label": 1 - minority,
-            "image_size": p["image_size"], "latent_dim": p["gan"]["latent_dim"],
-            "pixel_range": p["gan"]["pixel_range"], "preset": p["name"], "epochs": epochs,
-            "max_images": max_images, "diffaugment": p["gan"].get("diffaugment", "none"),
-            "ema": p["gan"].get("ema", 0.0)}  # 0: the raw G is exported
-    if spec.gan_seed is not None:  # a generator of its own seed (`classifier.generator_per_seed`)
-        meta["gan_seed"] = spec.gan_seed
-    if run_config["kind"] == "cdcgan":
-        meta["alpha_meaning"] = (f"share of generated labels from the train split's majority class "
-                                 f"(label {1 - minority}, {run_config['class_names'][1 - minority]})")
-    return meta
+    return GeneratorRecord(
+        kind=run_config["kind"], latent_dim=p["gan"]["latent_dim"], pixel_range=p["gan"]["pixel_range"],
+        image_size=p["image_size"], minority_label=minority_label(run_config["train_counts"]),  # `generate`'s default
+        alpha=run_config["alpha"], class_names=tuple(run_config["class_names"]), name=spec.name, preset=p["name"],
+        epochs=epochs, max_images=max_images, diffaugment=p["gan"].get("diffaugment", "none"),
+        ema=p["gan"].get("ema", 0.0), gan_seed=spec.gan_seed)

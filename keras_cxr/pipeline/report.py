@@ -24,8 +24,9 @@ from keras_cxr.explain.figures import pyplot as _plt
 from keras_cxr.explain.figures import save_figure as _savefig
 from keras_cxr.explain.gradcam import gradcam_maps, lung_mask, lung_share, make_gradcam, save_gradcam_grid
 from keras_cxr.explain.memorisation import memorisation, near_copy_threshold
-from keras_cxr.gan.export import generate_images, read_meta
+from keras_cxr.gan.export import generate_images
 from keras_cxr.gan.grid import save_grid
+from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.io_utils import write_json, write_text
 from keras_cxr.methods import GeneratorSpec, registry
 from keras_cxr.pipeline.cells import read_cells
@@ -168,11 +169,13 @@ def _exported_generators(results: Path) -> list[GeneratorSpec]:
     """The generators exported under `<results>/models`, from their own metadata, in registry order."""
     specs = []
     for pb in sorted((results / "models").glob("*/1/saved_model.pb")):
-        meta = read_meta(pb.parent)
-        if meta.get("kind") in ("dcgan", "cdcgan"):
-            spec = GeneratorSpec(meta["kind"], meta.get("alpha"), meta.get("gan_seed"))
-            if spec.name == pb.parent.parent.name:  # a folder named as its run: one of this matrix's
-                specs.append(spec)
+        try:
+            record = GeneratorRecord.read(pb.parent)
+        except KerasCXRError:  # a SavedModel that is not one of keras_cxr's generators
+            continue
+        spec = GeneratorSpec(record.kind, record.alpha, record.gan_seed)
+        if spec.name == pb.parent.parent.name:  # a folder named as its run: one of this matrix's
+            specs.append(spec)
     return sorted(specs, key=lambda s: (s.conditional, s.alpha or 0.0, -1 if s.gan_seed is None else s.gan_seed))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from keras_cxr.classify.datasets import Splits, eval_dataset, train_dataset
 from keras_cxr.classify.train import ClassifierSession, EpochTimes, KeepBestWeights
 from keras_cxr.config import Config
-from keras_cxr.gan.export import read_meta
+from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.identity import folder_sha256
 from keras_cxr.methods import get_method
 from keras_cxr.metrics import binary_metrics
@@ -25,12 +25,12 @@ def _generator_record(rs) -> dict | None:
     """Which generator a GAN cell's images came from, and what it was asked for."""
     if rs.generated is None:
         return None
-    meta = read_meta(rs.generated.path)
-    record = {"path": rs.generated.path, "kind": meta.get("kind"), "alpha": meta.get("alpha"),
+    g = GeneratorRecord.read(rs.generated.path)
+    record = {"path": rs.generated.path, "kind": g.kind, "alpha": g.alpha,
               "label": rs.generated.label, "count": rs.generated.count, "seed": rs.generated.seed,
-              "sha256": folder_sha256(rs.generated.path), "export_epoch": meta.get("export_epoch")}
-    if "gan_seed" in meta:  # a generator of its own seed (`classifier.generator_per_seed`)
-        record["gan_seed"] = meta["gan_seed"]
+              "sha256": folder_sha256(rs.generated.path), "export_epoch": g.export_epoch}
+    if g.gan_seed is not None:  # a generator of its own seed (`classifier.generator_per_seed`)
+        record["gan_seed"] = g.gan_seed
     return record
 
 

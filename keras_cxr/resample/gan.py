@@ -37,9 +37,9 @@ def generated_stream(path: str, label: int, count: int, seed: int, image_size: i
     from keras_cxr.gan.export import iter_generated, open_generator
     from keras_cxr.gan.grid import to_uint8
 
-    fn, meta = open_generator(path, label)  # checked and probed before a cell trains on it
-    if meta["image_size"] != image_size:
-        raise KerasCXRError(f"generator {path} makes {meta['image_size']}x{meta['image_size']} images; "
+    fn, record = open_generator(path, label)  # checked and probed before a cell trains on it
+    if record.image_size != image_size:
+        raise KerasCXRError(f"generator {path} makes {record.image_size}x{record.image_size} images; "
                             f"the classifier expects {image_size}x{image_size}")
 
     def stream():
