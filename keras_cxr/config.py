@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,7 +174,6 @@ class ClassifierConfig:
             Defaults to ().
         backbone: str. The classifier network (`keras_cxr.classify.backbones`). Defaults to
             "resnet18" (paper 4.1).
-        smote_k_neighbors: int. Defaults to 5 (imbalanced-learn's default).
         bootstrap: int. Bootstrap resamples for the confidence intervals. Defaults to 10000.
         generator_per_seed: bool. A GAN cell of seed s streams from a generator trained with
             gan.seed = s (`<method>_g<s>`), so the seeds' paired differences include GAN training
@@ -194,9 +194,21 @@ class ClassifierConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     methods: tuple[str, ...] = ()
     backbone: str = "resnet18"
-    smote_k_neighbors: int = 5
     bootstrap: int = 10000
     precision: str = "float32"
+
+
+@dataclass(frozen=True)
+class ResampleConfig:
+    """The resamplers' own settings (`keras_cxr.resample`).
+
+    Args:
+        smote_k_neighbors: int. Neighbours SMOTE, Borderline-SMOTE and ADASYN interpolate
+            between (capped at the minority count - 1). Defaults to 5 (imbalanced-learn's).
+            Written `classifier.smote_k_neighbors` before this section existed: still accepted.
+    """
+
+    smote_k_neighbors: int = 5
 
 
 @dataclass(frozen=True)
@@ -220,6 +232,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     gan: GANConfig = field(default_factory=GANConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    resample: ResampleConfig = field(default_factory=ResampleConfig)
 
     def __post_init__(self):
         if not self.classifier.methods:  # every method of the registry, cDCGAN rows from gan.alphas
@@ -240,7 +253,10 @@ class Config:
         return out
 
 
-_SECTIONS = {"data": DataConfig, "gan": GANConfig, "classifier": ClassifierConfig}
+_SECTIONS = {"data": DataConfig, "gan": GANConfig, "classifier": ClassifierConfig, "resample": ResampleConfig}
+# Keys that moved to another section: (old section, key) -> new section. Still read from the old
+# place (presets, --set, the classifier settings recorded in older cells).
+_MOVED = {("classifier", "smote_k_neighbors"): "resample"}
 
 
 def _scalar(base, value):
@@ -305,6 +321,7 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
     if not isinstance(raw, dict):
         raise KerasCXRError(f"{where} must be a mapping of keys to values")
     top = {}
+    raw = _moved_keys(raw)
     for key, value in raw.items():
         if key in _SECTIONS:
             cls = _SECTIONS[key]
@@ -315,11 +332,24 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
             top[key] = _coerce(Config, key, value, where)
         else:
             raise KerasCXRError(
-                f"unknown key `{key}` in {where} (known: name, image_size, kernels, data, gan, classifier)"
+                f"unknown key `{key}` in {where} (known: name, image_size, kernels, {', '.join(_SECTIONS)})"
             )
     config = Config(**top)
     validate(config)
     return config
+
+
+def _moved_keys(raw: dict) -> dict:
+    """`raw` with keys written in their old section moved to their new one (the new place wins)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for (old, key), new in _MOVED.items():
+        if isinstance(out.get(old), dict) and key in out[old]:
+            value = out[old].pop(key)
+            print(f"note: `{old}.{key}` is now `{new}.{key}`; read from the old place", file=sys.stderr)
+            target = out.setdefault(new, {})
+            if isinstance(target, dict):
+                target.setdefault(key, value)
+    return out
 
 
 def validate(config: Config) -> None:
@@ -383,9 +413,12 @@ def validate(config: Config) -> None:
         raise KerasCXRError(f"unknown method(s) {unknown} (known with gan.alphas={list(g.alphas)}: {', '.join(known)})")
     if c.backbone not in BACKBONES:
         raise KerasCXRError(f"`classifier.backbone` must be one of {', '.join(BACKBONES)}. Received: backbone={c.backbone!r}")
-    for key in ("batch_size", "epochs", "smote_k_neighbors", "bootstrap"):
+    for key in ("batch_size", "epochs", "bootstrap"):
         if getattr(c, key) < 1:
             raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(c, key)}")
+    if config.resample.smote_k_neighbors < 1:
+        raise KerasCXRError(f"`resample.smote_k_neighbors` must be >= 1. "
+                            f"Received: smote_k_neighbors={config.resample.smote_k_neighbors}")
     if not c.seeds:
         raise KerasCXRError("`seeds` must name at least one seed")
     for seed in c.seeds:

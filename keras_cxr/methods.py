@@ -111,7 +111,7 @@ class Method:
 
 
 def _smote(variant: str) -> Callable:
-    return lambda seed, config: _resample().PixelSMOTE(variant, k_neighbors=config.classifier.smote_k_neighbors, seed=seed)
+    return lambda seed, config: _resample().PixelSMOTE(variant, k_neighbors=config.resample.smote_k_neighbors, seed=seed)
 
 
 CLASSIC = (

@@ -43,3 +43,16 @@ def test_bad_overrides(override, message):
 def test_unknown_preset():
     with pytest.raises(KerasCXRError, match=r"unknown preset 'huge'.*known: demo, paper, quick, tiny"):
         load_preset("huge")
+
+
+def test_smote_settings_have_their_own_section_and_the_old_key_still_reads(capsys):
+    from keras_cxr.pipeline.cells import _as_today
+
+    assert load_preset("tiny").resample.smote_k_neighbors == 5
+    assert load_preset("tiny", ["resample.smote_k_neighbors=3"]).resample.smote_k_neighbors == 3
+    old = load_preset("tiny", ["classifier.smote_k_neighbors=4"])
+    assert old.resample.smote_k_neighbors == 4 and "smote_k_neighbors" not in old.to_dict()["classifier"]
+    assert "note: `classifier.smote_k_neighbors` is now `resample.smote_k_neighbors`" in capsys.readouterr().err
+    # A cell recorded before the section existed has the same identity as today's.
+    recorded = {"classifier": {"epochs": 1, "smote_k_neighbors": 5}}
+    assert _as_today(recorded) == {"classifier": {"epochs": 1}, "resample": {"smote_k_neighbors": 5}}

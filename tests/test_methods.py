@@ -48,7 +48,7 @@ def test_every_classic_method_builds_its_resampler():
     labels = np.array([0] * 30 + [1] * 10)
     images = np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8)
     for method in CLASSIC:
-        rs = method.resampler(0, config).fit_resample(labels, images)
+        rs = method.resampler(0, config).fit_resample(images, labels)
         counts = rs.class_counts(labels)
         assert sum(counts) > 0, method.name
         if method.name in ("baseline", "class_weights"):

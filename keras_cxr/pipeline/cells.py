@@ -38,9 +38,19 @@ def cell_identity(method: str, seed: int, config, data_sha256: str, models_dir=N
     if spec is not None and models_dir is not None and spec.export_dir(models_dir).is_dir():
         generator = folder_sha256(spec.export_dir(models_dir))
     return {"method": method, "seed": seed, "data_sha256": data_sha256, "image_size": settings["image_size"],
-            "kernels": settings["kernels"], "classifier": classifier,
+            "kernels": settings["kernels"], "classifier": classifier, "resample": settings["resample"],
             "weights_init": file_sha256(imagenet_weights) if imagenet_weights else "scratch",
             "generator_sha256": generator}
+
+
+def _as_today(recorded: dict) -> dict:
+    """An identity recorded by an older version, in today's layout: SMOTE's k was a classifier
+    setting before the `resample` section existed."""
+    recorded = json.loads(json.dumps(recorded))
+    classifier = recorded.get("classifier", {})
+    if "resample" not in recorded:
+        recorded["resample"] = {"smote_k_neighbors": classifier.pop("smote_k_neighbors", 5)}
+    return recorded
 
 
 def cell_state(out_dir, method: str, seed: int, identity: dict) -> str | list[str]:
@@ -52,7 +62,7 @@ def cell_state(out_dir, method: str, seed: int, identity: dict) -> str | list[st
     recorded = json.loads(path.read_text()).get("identity")
     if recorded is None:
         return "unrecorded"
-    diffs = differences(recorded, identity)
+    diffs = differences(_as_today(recorded), identity)
     return diffs or "same"
 
 

@@ -23,10 +23,10 @@ import numpy as np
 
 from keras_cxr.config import Config
 from keras_cxr.io_utils import write_json
+from keras_cxr.pipeline.locks import remove_stale_tmp, run_lock
 
 # Classifier settings that do not change one baseline network's training.
-from keras_cxr.pipeline.locks import remove_stale_tmp, run_lock
-_NOT_IN_RECIPE = ("seeds", "methods", "bootstrap", "smote_k_neighbors")
+_NOT_IN_RECIPE = ("seeds", "methods", "bootstrap", "generator_per_seed")
 
 
 def recipe(config: Config) -> dict:

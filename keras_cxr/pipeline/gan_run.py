@@ -170,7 +170,7 @@ def _plan(spec: GeneratorSpec, config: Config, records, class_names, source) -> 
             f"lower it with --set gan.batch_size=N"
         )
     # Only what shapes the GAN identifies the run: classifier settings may change freely.
-    gan_preset = {k: v for k, v in config.to_dict().items() if k != "classifier"}
+    gan_preset = {k: v for k, v in config.to_dict().items() if k not in ("classifier", "resample")}
     run_config = {"kind": spec.kind, "alpha": spec.alpha, "preset": gan_preset,
                   "generated_label": None if spec.conditional else minority, "class_names": list(class_names),
                   "train_files": len(train), "train_counts": counts,

@@ -215,7 +215,8 @@ def _load_context(results_dir, n_generated: int) -> _Context:
 
 def _config_of(cell: dict) -> Config:
     """The settings a cell ran with that decide a feature extractor (`keras_cxr.pipeline.extractor`)."""
-    classifier = {k: v for k, v in cell.get("classifier_config", {}).items() if k != "methods"}
+    # (smote_k_neighbors: recorded by older cells; no part of an extractor's recipe)
+    classifier = {k: v for k, v in cell.get("classifier_config", {}).items() if k not in ("methods", "smote_k_neighbors")}
     return config_from_dict({"name": cell["preset"], "image_size": cell["image_size"],
                              "kernels": cell.get("kernels", "auto"), "classifier": classifier}, f"cell {cell['method']}")
 

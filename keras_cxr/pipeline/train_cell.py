@@ -53,7 +53,7 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     # the seed's initial weights: paired comparisons differ only by the method.
     keras.utils.set_random_seed(seed)
     images, labels = splits.train
-    rs = get_method(method, config.gan.alphas).resampler(seed, config, models_dir).fit_resample(labels, images)
+    rs = get_method(method, config.gan.alphas).resampler(seed, config, models_dir).fit_resample(images, labels)
     resample_s = time.perf_counter() - t0
     ds, n_train = train_dataset(splits, rs, c.batch_size, seed, config.image_size, c.max_rotation_deg, c.crop_fraction)
     dataset_s = time.perf_counter() - t0 - resample_s

@@ -1,4 +1,6 @@
-"""Resampling: one module per idea, all with `fit_resample(labels, images) -> ResampledSet`."""
+"""Resampling: one module per idea, each with imbalanced-learn's `fit_resample(X, y)`, X the train
+images [N, H, W] uint8 and y their labels, returning a `ResampledSet` (indices into X, synthetic
+images or a generator to stream from, class weights) rather than copied pixels."""
 
 from keras_cxr.resample.base import GeneratedSource, ResampledSet, oversampling_targets
 from keras_cxr.resample.baseline import NoResampling

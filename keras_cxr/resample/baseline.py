@@ -8,5 +8,5 @@ from keras_cxr.resample.base import ResampledSet
 class NoResampling:
     """Uses every real train image once, unweighted."""
 
-    def fit_resample(self, labels, images=None) -> ResampledSet:
-        return ResampledSet(indices=np.arange(len(labels)))
+    def fit_resample(self, X, y) -> ResampledSet:
+        return ResampledSet(indices=np.arange(len(y)))

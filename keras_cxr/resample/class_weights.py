@@ -16,5 +16,5 @@ def balanced_class_weights(labels) -> dict:
 class ClassWeights:
     """Every real image once; the loss weighs class j by n / (c * n_j)."""
 
-    def fit_resample(self, labels, images=None) -> ResampledSet:
-        return ResampledSet(indices=np.arange(len(labels)), class_weight=balanced_class_weights(labels))
+    def fit_resample(self, X, y) -> ResampledSet:
+        return ResampledSet(indices=np.arange(len(y)), class_weight=balanced_class_weights(y))

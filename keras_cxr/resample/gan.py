@@ -20,10 +20,10 @@ class GANOversample:
     def __init__(self, generator_path: str, sampling_strategy="auto", seed: int = 0):
         self.generator_path, self.sampling_strategy, self.seed = str(generator_path), sampling_strategy, seed
 
-    def fit_resample(self, labels, images=None) -> ResampledSet:
-        targets = oversampling_targets(np.asarray(labels), self.sampling_strategy)
+    def fit_resample(self, X, y) -> ResampledSet:
+        targets = oversampling_targets(np.asarray(y), self.sampling_strategy)
         (label, count), = targets.items()
-        return ResampledSet(indices=np.arange(len(labels)),
+        return ResampledSet(indices=np.arange(len(y)),
                             generated=GeneratedSource(self.generator_path, label, count, self.seed))
 
 

@@ -15,9 +15,10 @@ class _IndexSampler:
         self.sampling_strategy = sampling_strategy
         self.seed = seed
 
-    def fit_resample(self, labels, images=None) -> ResampledSet:
+    def fit_resample(self, X, y) -> ResampledSet:
         sampler = self.sampler_cls(sampling_strategy=self.sampling_strategy, random_state=self.seed)
-        idx, _ = sampler.fit_resample(np.arange(len(labels)).reshape(-1, 1), np.asarray(labels))
+        # On image indices, not pixels: the sampler picks rows, the pipeline reads the images.
+        idx, _ = sampler.fit_resample(np.arange(len(y)).reshape(-1, 1), np.asarray(y))
         return ResampledSet(indices=np.sort(idx[:, 0]))
 
 

@@ -22,8 +22,8 @@ class PixelSMOTE:
     def __init__(self, kind: str = "smote", sampling_strategy="auto", k_neighbors: int = 5, seed: int = 0):
         self.kind, self.sampling_strategy, self.k_neighbors, self.seed = kind, sampling_strategy, k_neighbors, seed
 
-    def fit_resample(self, labels, images) -> ResampledSet:
-        labels = np.asarray(labels)
+    def fit_resample(self, X, y) -> ResampledSet:
+        images, labels = X, np.asarray(y)
         n, h, w = images.shape
         k = min(self.k_neighbors, int(np.bincount(labels).min()) - 1)
         kwargs = {"n_neighbors": k} if self.kind == "adasyn" else {"k_neighbors": k}
