@@ -363,27 +363,34 @@ def validate(config: Config) -> None:
             f"`minority_fraction` must be in (0, 0.5]. Received: minority_fraction={f}"
         )
     check_seed("data.seed", config.data.seed)
-    g = config.gan
+    for section, value in (("gan", config.gan.precision), ("classifier", config.classifier.precision)):
+        if value not in PRECISIONS:
+            raise KerasCXRError(f"`{section}.precision` must be one of {', '.join(PRECISIONS)}. Received: {value!r}")
+    _validate_gan(config.gan)
+    _validate_tracking(config.gan)
+    from keras_cxr.kernels import KERNEL_SETTINGS
+
+    if config.kernels not in KERNEL_SETTINGS:
+        raise KerasCXRError(f"`kernels` must be one of {', '.join(KERNEL_SETTINGS)}. Received: kernels={config.kernels!r}")
+    _validate_classifier(config.classifier, config.gan.alphas)
+    if config.resample.smote_k_neighbors < 1:
+        raise KerasCXRError(f"`resample.smote_k_neighbors` must be >= 1. "
+                            f"Received: smote_k_neighbors={config.resample.smote_k_neighbors}")
+
+
+def _validate_gan(g: GANConfig) -> None:
     check_seed("gan.seed", g.seed)
     if g.batch_size < 2 or g.batch_size % 2:
         raise KerasCXRError(f"`batch_size` must be an even number >= 2. Received: batch_size={g.batch_size}")
     if g.discriminator not in ("paper", "balde"):
-        raise KerasCXRError(
-            f"`discriminator` must be 'paper' or 'balde'. Received: discriminator={g.discriminator!r}"
-        )
+        raise KerasCXRError(f"`discriminator` must be 'paper' or 'balde'. Received: discriminator={g.discriminator!r}")
     if g.pixel_range not in ("0_1", "-1_1"):
-        raise KerasCXRError(
-            f"`pixel_range` must be '0_1' or '-1_1'. Received: pixel_range={g.pixel_range!r}"
-        )
-    for section, value in (("gan", g.precision), ("classifier", config.classifier.precision)):
-        if value not in PRECISIONS:
-            raise KerasCXRError(f"`{section}.precision` must be one of {', '.join(PRECISIONS)}. Received: {value!r}")
+        raise KerasCXRError(f"`pixel_range` must be '0_1' or '-1_1'. Received: pixel_range={g.pixel_range!r}")
     for key in ("latent_dim", "filters", "embedding_dim", "dcgan_epochs", "cdcgan_epochs",
-                "keep_checkpoints", "sample_grid"):
+                "keep_checkpoints", "sample_grid", "max_images"):
         if getattr(g, key) < 1:
             raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(g, key)}")
-    for section, opt in (("gan", g), ("classifier", config.classifier)):
-        _validate_adam(section, opt.learning_rate, opt.beta_1, opt.beta_2)
+    _validate_adam("gan", g.learning_rate, g.beta_1, g.beta_2)
     if g.d_learning_rate is not None and not (math.isfinite(g.d_learning_rate) and g.d_learning_rate > 0):
         raise KerasCXRError(f"`gan.d_learning_rate` must be finite and > 0 (or null: gan.learning_rate). "
                             f"Received: d_learning_rate={g.d_learning_rate}")
@@ -395,30 +402,24 @@ def validate(config: Config) -> None:
         raise KerasCXRError(f"`gan.ema` must be in [0, 1) (0: off). Received: ema={g.ema}")
     if g.upsample not in UPSAMPLING:
         raise KerasCXRError(f"`gan.upsample` must be one of {', '.join(UPSAMPLING)}. Received: {g.upsample!r}")
-    if g.max_images < 1:
-        raise KerasCXRError(f"`max_images` must be >= 1. Received: max_images={g.max_images}")
     if not g.max_loss > 0:
         raise KerasCXRError(f"`max_loss` must be > 0. Received: max_loss={g.max_loss}")
-    _validate_tracking(g)
+
+
+def _validate_classifier(c: ClassifierConfig, alphas) -> None:
     from keras_cxr.classify.backbones import BACKBONES
-    from keras_cxr.kernels import KERNEL_SETTINGS
     from keras_cxr.methods import method_names
 
-    if config.kernels not in KERNEL_SETTINGS:
-        raise KerasCXRError(f"`kernels` must be one of {', '.join(KERNEL_SETTINGS)}. Received: kernels={config.kernels!r}")
-    c = config.classifier
-    known = method_names(g.alphas, controls=True)
+    _validate_adam("classifier", c.learning_rate, c.beta_1, c.beta_2)
+    known = method_names(alphas, controls=True)
     unknown = [m for m in c.methods if m not in known]
     if unknown:
-        raise KerasCXRError(f"unknown method(s) {unknown} (known with gan.alphas={list(g.alphas)}: {', '.join(known)})")
+        raise KerasCXRError(f"unknown method(s) {unknown} (known with gan.alphas={list(alphas)}: {', '.join(known)})")
     if c.backbone not in BACKBONES:
         raise KerasCXRError(f"`classifier.backbone` must be one of {', '.join(BACKBONES)}. Received: backbone={c.backbone!r}")
     for key in ("batch_size", "epochs", "bootstrap"):
         if getattr(c, key) < 1:
             raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(c, key)}")
-    if config.resample.smote_k_neighbors < 1:
-        raise KerasCXRError(f"`resample.smote_k_neighbors` must be >= 1. "
-                            f"Received: smote_k_neighbors={config.resample.smote_k_neighbors}")
     if not c.seeds:
         raise KerasCXRError("`seeds` must name at least one seed")
     for seed in c.seeds:
