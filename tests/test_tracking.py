@@ -57,6 +57,8 @@ def test_tracked_run_exports_its_best_epoch_and_last_on_request(probe_and_config
     best = int(best_row(rows, True, config.gan.min_label_fidelity)["epoch"])
     done = json.loads(run.done_path.read_text())
     assert result["export"] == done["export"] == "best" and done["export_epoch"] == best == done["best"]["epoch"]
+    spans = done["timings_s"]  # where the run's time went, by part, adding up to its wall time
+    assert spans["tracking"] > 0 and spans["train_steps"] > 0 and sum(spans.values()) == pytest.approx(done["wall_s"], abs=0.5)
     assert GeneratorRecord.read(run.export_dir).export_epoch == best
     assert [p.name for p in run.best_files()] == [f"epoch-{best:04d}.npz"]
 

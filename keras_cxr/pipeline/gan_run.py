@@ -37,7 +37,8 @@ class EpochEnd(keras.callbacks.Callback):
     """Per completed epoch: the quality evaluation (when due), the CSV row, the sample grids, the
     best generator (when this epoch is the new best), then the checkpoint. In that order, so a
     checkpoint always has its log row and its best file; rows and best files past the restored
-    checkpoint are dropped on resume."""
+    checkpoint are dropped on resume. `spans` adds up this sitting's seconds per part (train
+    steps, tracking, sample grids, log/best/checkpoint files): where a run's time goes."""
 
     def __init__(self, run: RunFolder, guard: DivergenceGuard, fixed_latents: np.ndarray, conditional: bool,
                  pixel_range: str, keep: int, images_per_epoch: int, probe=None, eval_every: int = 0,
@@ -48,6 +49,7 @@ class EpochEnd(keras.callbacks.Callback):
         self.images_per_epoch = images_per_epoch
         self.probe, self.eval_every, self.last_epoch, self.min_fidelity = probe, eval_every, last_epoch, min_fidelity
         self.t0 = time.perf_counter()
+        self.spans = {"train_steps": 0.0, "tracking": 0.0, "sample_grids": 0.0, "files": 0.0}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = time.perf_counter()
@@ -59,21 +61,32 @@ class EpochEnd(keras.callbacks.Callback):
         done = epoch + 1
         row = {"epoch": done, **{k: float(logs[k]) for k in LOG_FIELDS[1:6]},
                "epoch_s": round(seconds, 3), "images_per_s": round(self.images_per_epoch / seconds, 2)}
+        self.spans["train_steps"] += seconds
         evaluated = self.probe is not None and (done % self.eval_every == 0 or done == self.last_epoch)
+        t = time.perf_counter()
         if evaluated:
             quality = self.probe(self.model.sampler)
             if self.model.ema_generator is not None:  # the raw G beside its average
                 quality.update({f"raw_{k}": v for k, v in self.probe(self.model.generator).items()})
             row.update(quality)
             logs.update({f"quality_{k}": v for k, v in quality.items()})  # TensorBoard (the next callback)
+        t = self._span("tracking", t)
         self.run.append_log(row)
+        t = self._span("files", t)
         self.save_samples(done)
+        t = self._span("sample_grids", t)
         if evaluated:
             best = best_row(self.run.log_rows(), self.conditional, self.min_fidelity)
             if best is not None and int(best["epoch"]) == done:
                 self.run.save_best(self.model, done)
         self.run.save_checkpoint(self.model, done, self.keep)
         self.run.prune_best(done)
+        self._span("files", t)
+
+    def _span(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.spans[name] += now - since
+        return now
 
     def save_samples(self, epoch: int) -> None:
         gen = self.model.sampler
@@ -244,8 +257,11 @@ def _fit(run: RunFolder, config: Config, train, record: GeneratorRecord, verbose
         gan.fit(ds, epochs=stop, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose, shuffle=False)
     if guard.diverged is not None:
         _raise_diverged(run, guard)
-    result = {"run_dir": str(run.dir), "export_dir": str(run.export_dir), "epochs": stop,
-              "wall_s": round(time.perf_counter() - t0, 1)}
+    wall = time.perf_counter() - t0
+    result = {"run_dir": str(run.dir), "export_dir": str(run.export_dir), "epochs": stop, "wall_s": round(wall, 1),
+              # this sitting's seconds by part; "other": start-up, tracing, the input pipeline's first fill
+              "timings_s": {**{k: round(v, 1) for k, v in epoch_end.spans.items()},
+                            "other": round(wall - sum(epoch_end.spans.values()), 1)}}
     if stop < epochs:
         result["epochs_total"] = epochs
         return result  # interrupted on purpose (max_epochs): resumable, not done
