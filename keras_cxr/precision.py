@@ -15,13 +15,14 @@ import contextlib
 import keras
 
 from keras_cxr.config import PRECISIONS
+from keras_cxr.errors import KerasCXRError
 
 
 @contextlib.contextmanager
 def dtype_policy(precision: str):
     """Builds the layers created inside under `precision`, then restores the global policy."""
     if precision not in PRECISIONS:
-        raise ValueError(f"`precision` must be one of {PRECISIONS}. Received: precision={precision!r}")
+        raise KerasCXRError(f"`precision` must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}")
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
