@@ -50,3 +50,23 @@ def test_controls_in_the_matrix_reuse_the_baseline_cell(tmp_path):
                  "logit_adjustment", "--out", str(out), "--quiet"]) == 0
     md = (out / "results.md").read_text()
     assert "| baseline_threshold |" in md and "| logit_adjustment |" in md
+
+
+def test_threshold_controls_are_a_holm_family_of_their_own():
+    from keras_cxr.evaluate.stats import holm
+    from keras_cxr.pipeline.summary import METRICS, summarize
+
+    rng = np.random.default_rng(0)
+    cells = []
+    for s in range(5):
+        base = 0.8 + rng.normal(0, 0.01)
+        for m, shift in (("baseline", 0.0), ("oversample", 0.01), ("smote", 0.02), ("logit_adjustment", 0.0)):
+            value = base + shift + (0.0 if m in ("baseline", "logit_adjustment") else rng.normal(0, 0.005))
+            cells.append({"method": m, "seed": s, "metrics": {k: value for k in METRICS}, "weights_init": "scratch"})
+    rows = summarize(cells, ["baseline", "oversample", "smote", "logit_adjustment"], n_boot=50)["methods"]
+    auc = {m: rows[m]["vs_baseline"]["roc_auc"] for m in ("oversample", "smote", "logit_adjustment")}
+    # The rebalancing rows are adjusted over the two of them only; the control (same scores as
+    # the baseline: every difference 0, p = 1) neither joins nor weakens their family.
+    want = holm({m: auc[m]["p_t"] for m in ("oversample", "smote")})
+    assert {m: auc[m]["p_holm"] for m in ("oversample", "smote")} == want
+    assert auc["logit_adjustment"]["p_t"] == auc["logit_adjustment"]["p_holm"] == 1.0
