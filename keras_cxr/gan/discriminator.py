@@ -1,4 +1,14 @@
-"""DCGAN discriminator (paper 4.4; Balde's variant one switch away), optionally conditional."""
+"""DCGAN discriminator (paper 4.4; Balde's variant one switch away), optionally conditional.
+
+"paper" (paper 4.4 text): n x [Conv2D(F, 5, stride 2, same) -> LeakyReLU(0.2)] -> Flatten ->
+Dense(1, sigmoid). "balde" (Balde's code [2]): the first conv has stride 1 and a Dropout sits
+before the Dense. Conditional (Brownlee [4], paper Figure 4): label -> Embedding(num_classes,
+embedding_dim) -> Dense(H*W) -> Reshape(H, W, 1), concatenated with the image as a second
+channel. The "projection" head (Miyato & Koyama 2018) instead: D(x, y) = sigmoid(psi(phi(x)) +
+<embed(y), phi(x)>), phi the flattened conv features, psi the Dense(1), embed an
+Embedding(num_classes, dim phi); the image enters alone. `spectral_norm` wraps every conv and
+Dense in `SpectralNorm` (Miyato et al. 2018).
+"""
 
 from __future__ import annotations
 
@@ -31,16 +41,7 @@ def build_discriminator(
     spectral_norm: bool = False,
     name: str | None = None,
 ) -> keras.Model:
-    """Builds the DCGAN discriminator.
-
-    "paper" (paper 4.4 text): n x [Conv2D(F, 5, stride 2, same) -> LeakyReLU(0.2)] -> Flatten ->
-    Dense(1, sigmoid). "balde" (Balde's code [2]): the first conv has stride 1 and a
-    Dropout(`dropout`) sits before the Dense. Conditional (Brownlee [4], paper Figure 4):
-    label -> Embedding(num_classes, embedding_dim) -> Dense(H*W) -> Reshape(H, W, 1),
-    concatenated with the image as a second channel. "projection" head (Miyato & Koyama 2018)
-    instead: D(x, y) = sigmoid(psi(phi(x)) + <embed(y), phi(x)>), phi the flattened conv features,
-    psi the Dense(1), embed an Embedding(num_classes, dim phi); the image enters alone.
-    `spectral_norm` wraps every conv and Dense in `SpectralNorm` (Miyato et al. 2018).
+    """Builds the DCGAN discriminator (the architectures: this module's docstring).
 
     Args:
         image_size: int. Input side, a power of two >= 16. Defaults to 128 (paper).

@@ -1,4 +1,12 @@
-"""DCGAN generator (Balde [2], paper 4.4), optionally conditioned on a label (paper 4.5)."""
+"""DCGAN generator (Balde [2], paper 4.4), optionally conditioned on a label (paper 4.5).
+
+z -> Dense(8*8*F) -> LeakyReLU(0.2) -> Reshape(8, 8, F) -> n x [Conv2DTranspose(F, 4, stride 2,
+same) -> LeakyReLU(0.2)] -> Conv2D(1, 5, same, tanh). No BatchNorm (Balde's code). Conditional:
+label -> Embedding(num_classes, embedding_dim), concatenated with z before the Dense (paper 4.5
+text). `upsample="resize"` makes each block a nearest-neighbour 2x resize then Conv2D(F, 3,
+same), which cannot make the checkerboard a stride-2 transposed conv with a kernel of 4 can
+(Odena et al. 2016, "Deconvolution and Checkerboard Artifacts").
+"""
 
 from __future__ import annotations
 
@@ -38,11 +46,7 @@ def build_generator(
     kernels: Kernels | None = None,
     upsample: str = "transpose",
 ) -> keras.Model:
-    """Builds the DCGAN generator: z -> Dense(8*8*F) -> LeakyReLU(0.2) -> Reshape(8, 8, F) ->
-    n x [Conv2DTranspose(F, 4, stride 2, same) -> LeakyReLU(0.2)] -> Conv2D(1, 5, same, tanh).
-
-    No BatchNorm (Balde's code). Conditional: label -> Embedding(num_classes, embedding_dim),
-    concatenated with z before the Dense (paper 4.5 text).
+    """Builds the DCGAN generator (the architecture: this module's docstring).
 
     Args:
         image_size: int. Output side, a power of two >= 16. Defaults to 128 (paper).
@@ -56,10 +60,8 @@ def build_generator(
             `SingleFilterConv2D`'s CPU kernels (same numbers, ~4x faster training pass on CPU).
             The layer class is the same either way, so weights move between machines.
             Defaults to `resolve("auto")` (on when no GPU is visible).
-        upsample: str. "transpose" (the paper's Conv2DTranspose) or "resize": each block a
-            nearest-neighbour 2x resize then Conv2D(F, 3, same), which cannot make the
-            checkerboard a stride-2 transposed conv with a kernel of 4 can (Odena et al. 2016,
-            "Deconvolution and Checkerboard Artifacts"). Defaults to "transpose".
+        upsample: str. "transpose" (the paper's Conv2DTranspose) or "resize" (against the
+            checkerboard). Defaults to "transpose".
 
     Returns:
         keras.Model with inputs `latent` [B, latent_dim] (and `label` [B] int32), output
@@ -68,20 +70,18 @@ def build_generator(
     for key, value in (("latent_dim", latent_dim), ("filters", filters), ("embedding_dim", embedding_dim)):
         if value < 1:
             raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={value}")
+    if upsample not in ("transpose", "resize"):  # keras_cxr.config.UPSAMPLING
+        raise KerasCXRError(f"`upsample` must be 'transpose' or 'resize'. Received: upsample={upsample!r}")
     blocks = num_upsampling_blocks(image_size)
     latent = keras.Input(shape=(latent_dim,), name="latent")
-    inputs = [latent]
     x = latent
     if conditional:
         label = keras.Input(shape=(), dtype="int32", name="label")
-        inputs.append(label)
         embedded = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(label)
         x = keras.layers.Concatenate(name="latent_label_concat")([latent, embedded])
     x = keras.layers.Dense(BASE_SIDE * BASE_SIDE * filters, name="project_dense")(x)
     x = keras.layers.LeakyReLU(negative_slope=0.2, name="project_leaky_relu")(x)
     x = keras.layers.Reshape((BASE_SIDE, BASE_SIDE, filters), name="project_reshape")(x)
-    if upsample not in ("transpose", "resize"):
-        raise KerasCXRError(f"`upsample` must be 'transpose' or 'resize'. Received: upsample={upsample!r}")
     for i in range(1, blocks + 1):
         if upsample == "transpose":
             x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name=f"up{i}_conv_transpose")(x)
@@ -93,4 +93,4 @@ def build_generator(
     images = SingleFilterConv2D(1, 5, padding="same", activation="tanh", name="output_conv",
                                 fast_kernels=(kernels or resolve("auto")).gan_output_conv, dtype="float32")(x)
     name = name or ("conditional_generator" if conditional else "generator")
-    return keras.Model(inputs if conditional else latent, images, name=name)
+    return keras.Model([latent, label] if conditional else latent, images, name=name)
