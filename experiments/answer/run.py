@@ -1,0 +1,89 @@
+"""Issue 24: the answer, at 25% and at 10% minority, with a generator per seed.
+
+    python experiments/answer/run.py matrix --minority 25        # resumable; repeat to continue
+    python experiments/answer/run.py matrix --minority 10
+    python experiments/answer/run.py curve                       # report + imbalance curve of both
+
+Each is `evaluate-all` with the quick preset on ../shared/data/kermany128, seeds 0-5 (at least
+six), `classifier.generator_per_seed` on (the quick preset's setting: a GAN cell of seed s uses a
+generator trained with gan.seed = s), and these rows:
+
+  baseline, baseline_threshold, logit_adjustment (threshold controls), class_weights,
+  oversample, smote, dcgan, cdcgan_a050 (the faithful cDCGAN), and the conditional recipe that
+  experiments/cgan chooses (added to ROWS when it is chosen: not before).
+
+Results land in experiments/results/answer/minority25/ and minority10/ (cells, results.md;
+weights, checkpoints and generators stay out of git, see .gitignore). The call rule, endpoints
+and Holm families are fixed in keras_cxr/pipeline/summary.py before any of these cells exist.
+A sitting's wall time is appended to <folder>/sittings.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "experiments" / "results" / "answer"
+DATA = "../shared/data/kermany128"
+SEEDS = [0, 1, 2, 3, 4, 5]
+ROWS = ["baseline", "baseline_threshold", "logit_adjustment", "class_weights", "oversample", "smote", "dcgan",
+        "cdcgan_a050"]
+
+
+def folder(minority: int) -> Path:
+    return OUT / f"minority{minority}"
+
+
+def matrix(minority: int, seeds: list[int], data: str) -> None:
+    out = folder(minority)
+    cmd = [sys.executable, "-m", "keras_cxr", "evaluate-all", "--preset", "quick", "--data", data, "--out", str(out),
+           "--seeds", *map(str, seeds), "--methods", *ROWS, "--set", f"data.minority_fraction={minority / 100}",
+           "--set", "gan.alphas=[0.5]", "--quiet"]
+    print("$", " ".join(cmd[1:]), flush=True)
+    t0 = time.time()
+    rc = subprocess.call(cmd, cwd=ROOT)
+    _log_sitting(out, cmd, t0, rc)
+    if rc:
+        sys.exit(rc)
+
+
+def _log_sitting(out: Path, cmd, t0: float, rc: int) -> None:
+    from keras_cxr.pipeline.provenance import cpu_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "sittings.json"
+    sittings = json.loads(log.read_text()) if log.exists() else []
+    sittings.append({"command": " ".join(cmd[1:]), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)),
+                     "wall_s": round(time.time() - t0, 1), "exit": rc, "cpu": cpu_model(), "cpus": os.cpu_count(),
+                     "threads": os.environ.get("KERAS_CXR_THREADS", "all")})
+    log.write_text(json.dumps(sittings, indent=2) + "\n")
+
+
+def curve() -> None:
+    cmd = [sys.executable, "-m", "keras_cxr", "report", "--results", str(folder(25)), "--compare", str(folder(10))]
+    print("$", " ".join(cmd[1:]), flush=True)
+    sys.exit(subprocess.call(cmd, cwd=ROOT))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=("matrix", "curve"))
+    p.add_argument("--minority", type=int, choices=(25, 10), default=25)
+    p.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    p.add_argument("--data", default=DATA)
+    args = p.parse_args()
+    if args.stage == "matrix":
+        matrix(args.minority, args.seeds, args.data)
+    else:
+        curve()
+
+
+if __name__ == "__main__":
+    main()
