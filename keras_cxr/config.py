@@ -109,8 +109,9 @@ class GANConfig:
         spectral_norm: bool. Every conv and Dense of D divided by its largest singular value
             (Miyato et al. 2018; `keras_cxr.gan.spectral_norm`). Defaults to False.
         ema: float. Decay of an exponential moving average of G's weights (BatchNorm statistics
-            included), updated after every step (Karras et al., StyleGAN; keras.io `gan_ada`):
-            0 is off (the paper), e.g. 0.999 on. When on, tracking, sample grids, the best epoch
+            included), updated after every step (Karras et al., StyleGAN; keras.io `gan_ada`) and
+            warmed up (step t uses min(ema, (1 + t) / (10 + t))): 0 is off (the paper), e.g.
+            0.999 on. When on, tracking, sample grids, the best epoch
             and the export use the average; the raw G is tracked beside it (`raw_*` log columns).
             Defaults to 0.
         eval_every: int. Every this many epochs (and at the last), the Frechet distance, KID and

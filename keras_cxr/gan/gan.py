@@ -47,7 +47,9 @@ class GAN(keras.Model):
         diffaugment: tuple of str. DiffAugment policies applied to every image D sees, real or
             generated, in order (`keras_cxr.gan.diffaugment`). Defaults to () (none: the paper).
         ema: float. Decay of the moving average of G's weights kept in `ema_generator` after
-            every step; 0 keeps none. Defaults to 0 (the paper).
+            every step, warmed up as TensorFlow's ExponentialMovingAverage with `num_updates`
+            does: step t uses min(ema, (1 + t) / (10 + t)), so G's random initial weights do not
+            linger in the average of a short run. 0 keeps none. Defaults to 0 (the paper).
     """
 
     def __init__(self, generator, discriminator, latent_dim=100, conditional=False, alpha=0.5, seed=0,
@@ -184,10 +186,12 @@ class GAN(keras.Model):
         return loss
 
     def update_ema(self):
-        """After G's update: every weight of the average (BatchNorm statistics included) moves
-        towards G's, avg <- ema * avg + (1 - ema) * w."""
+        """After G's update t: every weight of the average (BatchNorm statistics included) moves
+        towards G's, avg <- d * avg + (1 - d) * w with d = min(ema, (1 + t) / (10 + t))."""
+        t = tf.cast(self.g_optimizer.iterations, tf.float32)  # G's updates so far, this one included
+        decay = tf.minimum(self.ema, (1.0 + t) / (10.0 + t))
         for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-            average.assign(self.ema * average + (1.0 - self.ema) * tf.cast(weight, average.dtype))
+            average.assign(decay * average + (1.0 - decay) * tf.cast(weight, average.dtype))
 
     def train_step(self, data):
         real_images, real_labels = data
