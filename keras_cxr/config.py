@@ -18,9 +18,6 @@ import yaml
 
 from keras_cxr.errors import KerasCXRError
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # dtype policies (keras_cxr.precision)
-DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # keras_cxr.gan.diffaugment
-UPSAMPLING = ("transpose", "resize")  # keras_cxr.gan.generator
 
 # Package data, so that a wheel install (not only the editable checkout) finds them.
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -235,13 +232,6 @@ class Config:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     resample: ResampleConfig = field(default_factory=ResampleConfig)
 
-    def __post_init__(self):
-        if not self.classifier.methods:  # every method of the registry, cDCGAN rows from gan.alphas
-            from keras_cxr.methods import method_names
-
-            classifier = dataclasses.replace(self.classifier, methods=method_names(self.gan.alphas))
-            object.__setattr__(self, "classifier", classifier)
-
     def with_gan_seed(self, seed: int | None) -> "Config":
         """This config with `gan.seed` = `seed` (None: unchanged): a generator of its own seed."""
         return self if seed is None else dataclasses.replace(self, gan=dataclasses.replace(self.gan, seed=int(seed)))
@@ -354,70 +344,23 @@ def _moved_keys(raw: dict) -> dict:
 
 
 def validate(config: Config) -> None:
-    """Checks value ranges, naming the parameter and the value received."""
-    size = config.image_size
-    if size < 28:  # MedMNIST's side; GANs also need a power of two (keras_cxr.gan.generator)
-        raise KerasCXRError(f"`image_size` must be >= 28. Received: image_size={size}")
+    """Checks the ranges of the settings this module owns: the data section, the classifier and
+    matrix numbers, seeds. Every other setting is checked by its owner (`keras_cxr.gan.settings`,
+    `classify.backbones`, `kernels`, `methods`, `resample`, `precision`), all called by
+    `keras_cxr.pipeline.checks.check` before any work starts."""
     f = config.data.minority_fraction
     if not 0 < f <= 0.5:
         raise KerasCXRError(
             f"`minority_fraction` must be in (0, 0.5]. Received: minority_fraction={f}"
         )
     check_seed("data.seed", config.data.seed)
-    for section, value in (("gan", config.gan.precision), ("classifier", config.classifier.precision)):
-        if value not in PRECISIONS:
-            raise KerasCXRError(f"`{section}.precision` must be one of {', '.join(PRECISIONS)}. Received: {value!r}")
-    _validate_gan(config.gan)
-    _validate_tracking(config.gan)
-    from keras_cxr.kernels import KERNEL_SETTINGS
-
-    if config.kernels not in KERNEL_SETTINGS:
-        raise KerasCXRError(f"`kernels` must be one of {', '.join(KERNEL_SETTINGS)}. Received: kernels={config.kernels!r}")
-    _validate_classifier(config.classifier, config.gan.alphas)
-    if config.resample.smote_k_neighbors < 1:
-        raise KerasCXRError(f"`resample.smote_k_neighbors` must be >= 1. "
-                            f"Received: smote_k_neighbors={config.resample.smote_k_neighbors}")
+    check_seed("gan.seed", config.gan.seed)
+    check_adam("gan", config.gan.learning_rate, config.gan.beta_1, config.gan.beta_2)
+    _validate_classifier(config.classifier)
 
 
-def _validate_gan(g: GANConfig) -> None:
-    check_seed("gan.seed", g.seed)
-    if g.batch_size < 2 or g.batch_size % 2:
-        raise KerasCXRError(f"`batch_size` must be an even number >= 2. Received: batch_size={g.batch_size}")
-    if g.discriminator not in ("paper", "balde"):
-        raise KerasCXRError(f"`discriminator` must be 'paper' or 'balde'. Received: discriminator={g.discriminator!r}")
-    if g.pixel_range not in ("0_1", "-1_1"):
-        raise KerasCXRError(f"`pixel_range` must be '0_1' or '-1_1'. Received: pixel_range={g.pixel_range!r}")
-    for key in ("latent_dim", "filters", "embedding_dim", "dcgan_epochs", "cdcgan_epochs",
-                "keep_checkpoints", "sample_grid", "max_images"):
-        if getattr(g, key) < 1:
-            raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(g, key)}")
-    _validate_adam("gan", g.learning_rate, g.beta_1, g.beta_2)
-    if g.d_learning_rate is not None and not (math.isfinite(g.d_learning_rate) and g.d_learning_rate > 0):
-        raise KerasCXRError(f"`gan.d_learning_rate` must be finite and > 0 (or null: gan.learning_rate). "
-                            f"Received: d_learning_rate={g.d_learning_rate}")
-    if g.real_sampling not in ("dataset", "balanced"):
-        raise KerasCXRError(f"`gan.real_sampling` must be 'dataset' or 'balanced'. Received: {g.real_sampling!r}")
-    if g.discriminator_head not in ("concat", "projection"):  # keras_cxr.gan.discriminator.HEADS
-        raise KerasCXRError(f"`gan.discriminator_head` must be 'concat' or 'projection'. Received: {g.discriminator_head!r}")
-    if not (math.isfinite(g.ema) and 0 <= g.ema < 1):
-        raise KerasCXRError(f"`gan.ema` must be in [0, 1) (0: off). Received: ema={g.ema}")
-    if g.upsample not in UPSAMPLING:
-        raise KerasCXRError(f"`gan.upsample` must be one of {', '.join(UPSAMPLING)}. Received: {g.upsample!r}")
-    if not g.max_loss > 0:
-        raise KerasCXRError(f"`max_loss` must be > 0. Received: max_loss={g.max_loss}")
-
-
-def _validate_classifier(c: ClassifierConfig, alphas) -> None:
-    from keras_cxr.classify.backbones import BACKBONES
-    from keras_cxr.methods import method_names
-
-    _validate_adam("classifier", c.learning_rate, c.beta_1, c.beta_2)
-    known = method_names(alphas, controls=True)
-    unknown = [m for m in c.methods if m not in known]
-    if unknown:
-        raise KerasCXRError(f"unknown method(s) {unknown} (known with gan.alphas={list(alphas)}: {', '.join(known)})")
-    if c.backbone not in BACKBONES:
-        raise KerasCXRError(f"`classifier.backbone` must be one of {', '.join(BACKBONES)}. Received: backbone={c.backbone!r}")
+def _validate_classifier(c: ClassifierConfig) -> None:
+    check_adam("classifier", c.learning_rate, c.beta_1, c.beta_2)
     for key in ("batch_size", "epochs", "bootstrap"):
         if getattr(c, key) < 1:
             raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={getattr(c, key)}")
@@ -435,30 +378,7 @@ def _validate_classifier(c: ClassifierConfig, alphas) -> None:
         raise KerasCXRError(f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={c.crop_fraction}")
 
 
-def parse_policies(setting: str) -> tuple[str, ...]:
-    """`gan.diffaugment`: "none" -> (); "translation,cutout" -> ("translation", "cutout"), in order."""
-    names = () if str(setting).strip().lower() == "none" else tuple(p.strip() for p in str(setting).split(","))
-    if any(p not in DIFFAUGMENT_POLICIES for p in names) or len(set(names)) != len(names):
-        raise KerasCXRError(f"`gan.diffaugment` must be 'none' or a comma list of distinct policies from "
-                            f"{', '.join(DIFFAUGMENT_POLICIES)}. Received: diffaugment={setting!r}")
-    return names
-
-
-def _validate_tracking(g: GANConfig) -> None:
-    parse_policies(g.diffaugment)
-    if g.eval_every < 0:
-        raise KerasCXRError(f"`eval_every` must be >= 0 (0: not tracked). Received: eval_every={g.eval_every}")
-    if g.eval_images < 2:
-        raise KerasCXRError(f"`eval_images` must be >= 2. Received: eval_images={g.eval_images}")
-    if g.export not in ("last", "best"):
-        raise KerasCXRError(f"`export` must be 'last' or 'best'. Received: export={g.export!r}")
-    if g.export == "best" and g.eval_every == 0:
-        raise KerasCXRError("`gan.export: best` needs quality tracking: set `gan.eval_every` >= 1. Received: eval_every=0")
-    if not 0 <= g.min_label_fidelity <= 1:
-        raise KerasCXRError(f"`min_label_fidelity` must be in [0, 1]. Received: min_label_fidelity={g.min_label_fidelity}")
-
-
-def _validate_adam(section: str, learning_rate: float, beta_1: float, beta_2: float) -> None:
+def check_adam(section: str, learning_rate: float, beta_1: float, beta_2: float) -> None:
     # NaN passes every `<` test, so finiteness is checked first and by name.
     if not (math.isfinite(learning_rate) and learning_rate > 0):
         raise KerasCXRError(f"`{section}.learning_rate` must be finite and > 0. Received: learning_rate={learning_rate}")

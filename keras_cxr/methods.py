@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from keras_cxr.errors import KerasCXRError
+from keras_cxr.gan.settings import check_alpha
 
 GAN_KINDS = ("dcgan", "cdcgan")
 PAPER_ALPHAS = (0.25, 0.5, 0.75)  # paper 4.5; GANConfig.alphas defaults to these
@@ -37,8 +38,8 @@ class GeneratorSpec:
     def __post_init__(self):
         if self.kind not in GAN_KINDS:
             raise KerasCXRError(f"`model` must be one of {', '.join(GAN_KINDS)}. Received: model={self.kind!r}")
-        if self.kind == "cdcgan" and (self.alpha is None or not 0.0 <= self.alpha <= 1.0):
-            raise KerasCXRError(f"`alpha` must be in [0, 1]. Received: alpha={self.alpha}")
+        if self.kind == "cdcgan":
+            check_alpha(self.alpha)
         # A DCGAN draws no labels; a cDCGAN's alpha is recorded as a float (1 and 1.0 are one run).
         object.__setattr__(self, "alpha", None if self.kind == "dcgan" else float(self.alpha))
 
@@ -153,6 +154,21 @@ def registry(alphas=PAPER_ALPHAS, controls: bool = True) -> dict[str, Method]:
 def method_names(alphas=PAPER_ALPHAS, controls: bool = False) -> tuple[str, ...]:
     """The default rows (the paper's methods); with `controls`, every name the matrix knows."""
     return tuple(registry(alphas, controls))
+
+
+def matrix_methods(config) -> tuple[str, ...]:
+    """The preset's rows: `classifier.methods`, or when empty every default method, one cDCGAN
+    row per `gan.alphas` value (the paper's eleven by default)."""
+    return tuple(config.classifier.methods) or method_names(config.gan.alphas)
+
+
+def check(config) -> None:
+    """`gan.alphas` name distinct cDCGANs in [0, 1] and `classifier.methods` only known rows."""
+    known = method_names(config.gan.alphas, controls=True)  # builds every GeneratorSpec: checks alphas
+    unknown = [m for m in config.classifier.methods if m not in known]
+    if unknown:
+        raise KerasCXRError(f"unknown method(s) {unknown} (known with gan.alphas={list(config.gan.alphas)}: "
+                            f"{', '.join(known)})")
 
 
 def get_method(name: str, alphas=PAPER_ALPHAS) -> Method:

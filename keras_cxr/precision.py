@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import contextlib
 
-import keras
-
-from keras_cxr.config import PRECISIONS
 from keras_cxr.errors import KerasCXRError
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies
+
+
+def check(name: str, value: str) -> None:
+    """`gan.precision` / `classifier.precision`: one of PRECISIONS."""
+    if value not in PRECISIONS:
+        raise KerasCXRError(f"`{name}` must be one of {', '.join(PRECISIONS)}. Received: {value!r}")
 
 
 @contextlib.contextmanager
 def dtype_policy(precision: str):
     """Builds the layers created inside under `precision`, then restores the global policy."""
-    if precision not in PRECISIONS:
-        raise KerasCXRError(f"`precision` must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}")
+    import keras
+
+    check("precision", precision)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
@@ -34,5 +40,7 @@ def dtype_policy(precision: str):
 def for_precision(optimizer, precision: str):
     """`optimizer`, wrapped in a dynamic LossScaleOptimizer under mixed_float16."""
     if precision == "mixed_float16":
+        import keras
+
         return keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

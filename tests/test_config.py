@@ -27,7 +27,7 @@ def test_overrides():
     ("gan.batch_size=3", r"`batch_size` must be an even number >= 2. Received: batch_size=3"),
     ("gan.batch_size=abc", r"`batch_size` in .* must be int"),
     ("image_size=20", r"`image_size` must be >= 28. Received: image_size=20"),
-    ("gan.discriminator=resnet", r"`discriminator` must be 'paper' or 'balde'"),
+    ("gan.discriminator=resnet", r"`discriminator` must be one of paper, balde. Received: discriminator='resnet'"),
     ("gan.alphas=[1.5]", r"`alpha` must be in \[0, 1\]. Received: alpha=1.5"),
     ("data.minority_fraction=0.9", r"`minority_fraction` must be in \(0, 0.5\]"),
     ("nonsense", r"--set expects key=value"),
@@ -36,8 +36,10 @@ def test_overrides():
     ("classifier.precision=fp32", r"`classifier.precision` must be one of .* Received: 'fp32'"),
 ])
 def test_bad_overrides(override, message):
-    with pytest.raises(KerasCXRError, match=message):
-        load_preset("tiny", [override])
+    from keras_cxr.pipeline.checks import check
+
+    with pytest.raises(KerasCXRError, match=message):  # parsed by config, checked by each setting's owner
+        check(load_preset("tiny", [override]))
 
 
 def test_unknown_preset():

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_cxr.config import load_preset, parse_policies
+from keras_cxr.config import load_preset
+from keras_cxr.gan.settings import parse_policies
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.diffaugment import brightness, contrast, cutout, diff_augment, translation
 from keras_cxr.gan.train import build_gan

@@ -10,6 +10,7 @@ from keras_cxr.config import load_preset
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.generator import build_generator
 from keras_cxr.gan.train import build_gan, real_batches
+from keras_cxr.pipeline.checks import check
 
 
 def test_the_paper_keeps_one_learning_rate_and_transposed_convolutions():
@@ -26,7 +27,7 @@ def test_ttur_gives_the_discriminator_its_own_learning_rate():
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(4e-4)
     assert float(gan.g_optimizer.learning_rate) == pytest.approx(1e-4)
     with pytest.raises(KerasCXRError, match=r"`gan.d_learning_rate` must be finite and > 0"):
-        load_preset("tiny", ["gan.d_learning_rate=0"])
+        check(load_preset("tiny", ["gan.d_learning_rate=0"]))
 
 
 def test_resize_upsampling_builds_the_same_shapes_without_transposed_convs():
@@ -43,7 +44,7 @@ def test_resize_upsampling_builds_the_same_shapes_without_transposed_convs():
     r = resize([np.zeros((1, 16), "float32"), np.array([1], "int32")]).numpy()[0]
     np.testing.assert_array_equal(r[0::2, 0::2], r[1::2, 1::2])
     with pytest.raises(KerasCXRError, match=r"`gan.upsample` must be one of transpose, resize"):
-        load_preset("tiny", ["gan.upsample=bilinear"])
+        check(load_preset("tiny", ["gan.upsample=bilinear"]))
 
 
 def test_a_resize_gan_trains_a_step():
@@ -75,8 +76,8 @@ def test_balanced_real_batches_draw_each_label_equally_and_dataset_draws_are_unc
     old = [tf.random.stateless_uniform([8], tf.random.experimental.stateless_fold_in(tf.constant([3, 1], tf.int64), tf.constant(step, tf.int64)),
                                        0, 100, dtype=tf.int64).numpy() for step in range(200)]
     np.testing.assert_array_equal(drawn, labels[np.concatenate(old)])
-    with pytest.raises(KerasCXRError, match="`gan.real_sampling` must be 'dataset' or 'balanced'"):
-        load_preset("tiny", ["gan.real_sampling=oversample"])
+    with pytest.raises(KerasCXRError, match="`gan.real_sampling` must be one of dataset, balanced"):
+        check(load_preset("tiny", ["gan.real_sampling=oversample"]))
 
 
 def _three_steps(config, record=None):
@@ -112,7 +113,7 @@ def test_ema_is_the_hand_computed_average_and_leaves_training_unchanged():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     for bad in ("1", "-0.1"):
         with pytest.raises(KerasCXRError, match=r"`gan.ema` must be in \[0, 1\)"):
-            load_preset("tiny", [f"gan.ema={bad}"])
+            check(load_preset("tiny", [f"gan.ema={bad}"]))
 
 
 def test_projection_head_is_its_formula():
@@ -131,8 +132,8 @@ def test_projection_head_is_its_formula():
     embed = d.get_layer("label_projection").embeddings.numpy()
     logit = phi @ w[:, 0] + b[0] + np.sum(embed[y] * phi, axis=1)
     np.testing.assert_allclose(d([x, y]).numpy()[:, 0], 1 / (1 + np.exp(-logit)), rtol=1e-5, atol=1e-6)
-    with pytest.raises(KerasCXRError, match="`gan.discriminator_head` must be 'concat' or 'projection'"):
-        load_preset("tiny", ["gan.discriminator_head=film"])
+    with pytest.raises(KerasCXRError, match="`gan.discriminator_head` must be one of concat, projection"):
+        check(load_preset("tiny", ["gan.discriminator_head=film"]))
 
 
 def test_spectral_norm_divides_by_the_largest_singular_value_and_never_rewrites_the_kernel():

@@ -8,7 +8,8 @@ import pytest
 
 from keras_cxr.config import load_preset
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.methods import CLASSIC, GeneratorSpec, get_method, method_names, registry
+from keras_cxr.methods import CLASSIC, GeneratorSpec, get_method, matrix_methods, method_names, registry
+from keras_cxr.pipeline.checks import check
 from keras_cxr.pipeline.matrix import generators_of
 from tests.conftest import REPO
 
@@ -18,20 +19,20 @@ PAPER_ROWS = ("baseline", "class_weights", "undersample", "oversample", "smote",
 
 def test_default_rows_are_the_papers_eleven():
     assert method_names() == PAPER_ROWS
-    assert load_preset("paper").classifier.methods == PAPER_ROWS
+    assert matrix_methods(load_preset("paper")) == PAPER_ROWS  # `classifier.methods` empty: every default row
     assert [m.name for m in registry().values() if m.gradcam] == ["baseline", "dcgan", "cdcgan_a050"]  # paper 5.3
 
 
 def test_alphas_setting_is_the_source_of_the_cdcgan_rows():
     config = load_preset("tiny", ["gan.alphas=[0.3, 0.9]"])
-    assert config.classifier.methods[-3:] == ("dcgan", "cdcgan_a030", "cdcgan_a090")
-    assert [(s.kind, s.alpha) for s in generators_of(config, config.classifier.methods)] == \
+    assert matrix_methods(config)[-3:] == ("dcgan", "cdcgan_a030", "cdcgan_a090")
+    assert [(s.kind, s.alpha) for s in generators_of(config, matrix_methods(config))] == \
         [("dcgan", None), ("cdcgan", 0.3), ("cdcgan", 0.9)]
     assert get_method("cdcgan_a030", config.gan.alphas).generator == GeneratorSpec("cdcgan", 0.3)
     with pytest.raises(KerasCXRError, match=r"unknown method\(s\) \['cdcgan_a025'\]"):
-        load_preset("tiny", ["gan.alphas=[0.3]", "classifier.methods=[cdcgan_a025]"])
+        check(load_preset("tiny", ["gan.alphas=[0.3]", "classifier.methods=[cdcgan_a025]"]))
     with pytest.raises(KerasCXRError, match="name the same cDCGAN twice"):
-        load_preset("tiny", ["gan.alphas=[0.5, 0.501]"])
+        check(load_preset("tiny", ["gan.alphas=[0.5, 0.501]"]))
 
 
 def test_generator_spec_names_and_checks():

@@ -94,7 +94,7 @@ def test_generator_bad_arguments(kwargs, message):
 
 
 def test_discriminator_bad_variant():
-    with pytest.raises(KerasCXRError, match=r"`variant` must be 'paper' or 'balde'. Received: variant='x'"):
+    with pytest.raises(KerasCXRError, match=r"`variant` must be one of paper, balde. Received: variant='x'"):
         build_discriminator(variant="x")
 
 

@@ -13,6 +13,7 @@ from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.gan.selection import best_row
 from keras_cxr.gan.train import build_gan
 from keras_cxr.methods import GeneratorSpec
+from keras_cxr.pipeline.checks import check
 from keras_cxr.pipeline.cli import main
 from keras_cxr.pipeline.extractor import ensure_extractor, extractor_dir
 from keras_cxr.pipeline.gan_run import train_gan
@@ -176,7 +177,7 @@ def test_tracking_without_a_probe_is_a_clear_error(tiny_data, tmp_path):
 
 def test_best_export_needs_tracking():
     with pytest.raises(Exception, match=r"`gan.export: best` needs quality tracking.*Received: eval_every=0"):
-        load_preset("tiny", ["gan.export=best"])
+        check(load_preset("tiny", ["gan.export=best"]))
 
 
 @pytest.mark.parametrize("minority_class, majority_label", [("PNEUMONIA", 0), ("NORMAL", 1)])

@@ -60,9 +60,23 @@ def _resnet18_w16() -> Backbone:
 BACKBONES: dict[str, Callable[[], Backbone]] = {"resnet18": _resnet18, "resnet18_w16": _resnet18_w16}
 
 
-def backbone(name: str) -> Backbone:
+MIN_IMAGE_SIZE = 28  # MedMNIST's side: ResNet18's layer4 is still a 1x1 map
+
+
+def check(config) -> None:
+    """`classifier.backbone` names a known network, and `image_size` is one it takes."""
+    check_name(config.classifier.backbone)
+    if config.image_size < MIN_IMAGE_SIZE:
+        raise KerasCXRError(f"`image_size` must be >= {MIN_IMAGE_SIZE}. Received: image_size={config.image_size}")
+
+
+def check_name(name: str) -> None:
     if name not in BACKBONES:
         raise KerasCXRError(f"`classifier.backbone` must be one of {', '.join(BACKBONES)}. Received: backbone={name!r}")
+
+
+def backbone(name: str) -> Backbone:
+    check_name(name)
     return BACKBONES[name]()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_cxr.classify.backbones import MIN_IMAGE_SIZE
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.kernels import Kernels, resolve
 from keras_cxr.kernels.batch_norm import FusedBatchNormalization
@@ -79,8 +80,8 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
     Returns:
         keras.Model: `image` [B, H, W, 1] -> `fc` [B, num_classes] sigmoid probabilities.
     """
-    if image_size < 28:  # MedMNIST's 28x28 still leaves layer4 a 1x1 map
-        raise KerasCXRError(f"`image_size` must be >= 28 for ResNet18. Received: image_size={image_size}")
+    if image_size < MIN_IMAGE_SIZE:
+        raise KerasCXRError(f"`image_size` must be >= {MIN_IMAGE_SIZE} for ResNet18. Received: image_size={image_size}")
     if width < 1:
         raise KerasCXRError(f"`width` must be >= 1. Received: width={width}")
     kernels = kernels or resolve("auto")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_cxr.config import DIFFAUGMENT_POLICIES
+from keras_cxr.gan.settings import DIFFAUGMENT_POLICIES
 
 
 def _uniform(x, seed, salt, minval=0.0, maxval=1.0, shape=None):

@@ -16,16 +16,13 @@ import math
 
 import keras
 
-from keras_cxr.errors import KerasCXRError
-from keras_cxr.gan.generator import check_gan_image_size
+from keras_cxr.gan.settings import HEADS, VARIANTS, check_image_size, one_of, positive
 from keras_cxr.gan.spectral_norm import SpectralNorm
-
-HEADS = ("concat", "projection")
 
 
 def num_downsampling_blocks(image_size: int) -> int:
     """5 at 128x128 (128->64->32->16->8->4); one fewer per halving of the image side."""
-    check_gan_image_size(image_size)
+    check_image_size(image_size)
     return int(math.log2(image_size)) - 2
 
 
@@ -60,12 +57,9 @@ def build_discriminator(
         keras.Model with inputs `image` [B, H, W, 1] (and `label` [B] int32), output [B, 1]
         probability that the image is real.
     """
-    if variant not in ("paper", "balde"):
-        raise KerasCXRError(f"`variant` must be 'paper' or 'balde'. Received: variant={variant!r}")
-    if filters < 1:
-        raise KerasCXRError(f"`filters` must be >= 1. Received: filters={filters}")
-    if head not in HEADS:
-        raise KerasCXRError(f"`head` must be one of {', '.join(HEADS)}. Received: head={head!r}")
+    one_of("variant", variant, VARIANTS)
+    positive("filters", filters)
+    one_of("head", head, HEADS)
 
     def sn(layer):
         return SpectralNorm(layer, name=f"{layer.name}_sn", dtype=layer.dtype_policy) if spectral_norm else layer

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.diffaugment import diff_augment
+from keras_cxr.gan.settings import check_alpha
 
 # Stateless-seed "purposes": each random draw of a step gets its own stream.
 _FAKE_LATENT, _FAKE_LABEL, _G_LATENT, _G_LABEL = 1, 2, 3, 4
@@ -55,8 +56,7 @@ class GAN(keras.Model):
     def __init__(self, generator, discriminator, latent_dim=100, conditional=False, alpha=0.5, seed=0,
                  majority_label=0, diffaugment=(), ema=0.0, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= float(alpha) <= 1.0:
-            raise KerasCXRError(f"`alpha` must be in [0, 1]. Received: alpha={alpha}")
+        check_alpha(alpha)
         if latent_dim < 1:
             raise KerasCXRError(f"`latent_dim` must be >= 1. Received: latent_dim={latent_dim}")
         self.generator = generator

@@ -14,24 +14,16 @@ import math
 
 import keras
 
-from keras_cxr.errors import KerasCXRError
+from keras_cxr.gan.settings import UPSAMPLING, check_image_size, one_of, positive
 from keras_cxr.kernels import Kernels, resolve
 from keras_cxr.kernels.gan_output_conv import SingleFilterConv2D
 
 BASE_SIDE = 8  # Dense -> Reshape(8, 8, filters): the paper's first feature map
 
 
-def check_gan_image_size(image_size: int) -> None:
-    """The GANs double (halve) the side per block: powers of two only (the classifier takes any
-    size >= 28)."""
-    if image_size < 16 or image_size & (image_size - 1):
-        raise KerasCXRError(f"`image_size` must be a power of two >= 16 for the GANs (the classifier alone "
-                            f"takes any size >= 28). Received: image_size={image_size}")
-
-
 def num_upsampling_blocks(image_size: int) -> int:
     """4 at 128x128 (8->16->32->64->128); one fewer per halving of the image side."""
-    check_gan_image_size(image_size)
+    check_image_size(image_size)
     return int(math.log2(image_size // BASE_SIDE))
 
 
@@ -68,10 +60,8 @@ def build_generator(
         [B, image_size, image_size, 1] in [-1, 1].
     """
     for key, value in (("latent_dim", latent_dim), ("filters", filters), ("embedding_dim", embedding_dim)):
-        if value < 1:
-            raise KerasCXRError(f"`{key}` must be >= 1. Received: {key}={value}")
-    if upsample not in ("transpose", "resize"):  # keras_cxr.config.UPSAMPLING
-        raise KerasCXRError(f"`upsample` must be 'transpose' or 'resize'. Received: upsample={upsample!r}")
+        positive(key, value)
+    one_of("upsample", upsample, UPSAMPLING)
     blocks = num_upsampling_blocks(image_size)
     latent = keras.Input(shape=(latent_dim,), name="latent")
     x = latent

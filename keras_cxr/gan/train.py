@@ -10,11 +10,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cxr.config import Config, parse_policies
+from keras_cxr.config import Config
 from keras_cxr.data.pipeline import to_float
 from keras_cxr.gan.discriminator import build_discriminator
 from keras_cxr.gan.gan import GAN
 from keras_cxr.gan.generator import build_generator
+from keras_cxr.gan.settings import parse_policies
 from keras_cxr.kernels import Kernels, resolve
 from keras_cxr.kernels.adam import FusedAdam
 from keras_cxr.precision import dtype_policy, for_precision

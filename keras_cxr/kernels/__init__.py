@@ -51,10 +51,14 @@ class Kernels:
 STOCK = Kernels()
 
 
-def resolve(setting: str = "auto") -> Kernels:
-    """The kernels a setting stands for on this machine (the CPU-only ones are off on a GPU)."""
+def check(setting: str) -> None:
     if setting not in KERNEL_SETTINGS:
         raise KerasCXRError(f"`kernels` must be one of {', '.join(KERNEL_SETTINGS)}. Received: kernels={setting!r}")
+
+
+def resolve(setting: str = "auto") -> Kernels:
+    """The kernels a setting stands for on this machine (the CPU-only ones are off on a GPU)."""
+    check(setting)
     if setting == "stock":
         return STOCK
     import tensorflow as tf

@@ -227,7 +227,9 @@ def _config(args):
         overrides.append(f"classifier.methods=[{', '.join(args.methods)}]")
     if getattr(args, "export", None):
         overrides.append(f"gan.export={args.export}")
-    return load_preset(args.preset, overrides)
+    from keras_cxr.pipeline.checks import check
+
+    return check(load_preset(args.preset, overrides))
 
 
 def cmd_train_classifier(args) -> dict:

@@ -19,10 +19,10 @@ from keras_cxr.data.pipeline import load_images
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.export import export_generator, images_from_generator_output
 from keras_cxr.gan.gan import GAN
-from keras_cxr.gan.generator import check_gan_image_size
 from keras_cxr.gan.grid import save_grid
 from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.gan.selection import best_row
+from keras_cxr.gan.settings import check_image_size
 from keras_cxr.gan.train import DivergenceGuard, build_gan, real_batches
 from keras_cxr.identity import records_sha256
 from keras_cxr.methods import GeneratorSpec
@@ -144,7 +144,7 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
     """
     spec = GeneratorSpec(kind, alpha, gan_seed)
     config = config.with_gan_seed(gan_seed)
-    check_gan_image_size(config.image_size)
+    check_image_size(config.image_size)
     run = RunFolder(out_dir, spec)
     if config.gan.eval_every and probe is None and run.done() is None:
         raise KerasCXRError(f"`gan.eval_every`={config.gan.eval_every} needs a quality probe "

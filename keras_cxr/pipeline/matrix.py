@@ -21,9 +21,9 @@ from keras_cxr.classify.train import ClassifierSession
 from keras_cxr.config import Config
 from keras_cxr.data import default_data_path, imbalanced_from_path, manifest_sha256
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.gan.generator import check_gan_image_size
+from keras_cxr.gan.settings import check_image_size
 from keras_cxr.identity import said
-from keras_cxr.methods import registry
+from keras_cxr.methods import matrix_methods, registry
 from keras_cxr.pipeline.cells import cell_identity, cell_path, cell_state, read_cells, run_cell
 from keras_cxr.pipeline.gan_run import train_gan
 from keras_cxr.pipeline.locks import POLL_S, LockBusy, raise_if_held, remove_stale_tmp, run_lock
@@ -111,9 +111,9 @@ def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str |
     cell present."""
     out_dir = Path(out_dir)
     k, n = parse_shard(shard)
-    specs = generators_of(config, config.classifier.methods)
+    specs = generators_of(config, matrix_methods(config))
     if specs:
-        check_gan_image_size(config.image_size)
+        check_image_size(config.image_size)
     # Bad data or a bad manifest fails here, before <out> exists.
     planned = None
     if manifest is not None:
@@ -155,7 +155,7 @@ def _generator_ready(config, out_dir, manifest, spec, verbose, said: set) -> boo
 def _run_matrix(config, out_dir, manifest, k, n, imagenet_weights, verbose, rebuild=False) -> dict:
     c = config.classifier
     known = registry(config.gan.alphas)
-    cells = [(m, s) for m in c.methods for s in c.seeds][k::n]
+    cells = [(m, s) for m in matrix_methods(config) for s in c.seeds][k::n]
     # A threshold control re-thresholds its source cell (baseline, same seed): that cell is run
     # here too when this shard needs it (its lock keeps it from running twice across shards).
     sources = [(known[m].derived_from, s) for m, s in cells if known[m].derived_from]
@@ -258,11 +258,12 @@ def _write_summary(config, out_dir, manifest, imagenet_weights) -> dict:
     c = config.classifier
     with run_lock(out_dir, ".results.lock", what="evaluate-all summary", wait=True):
         remove_stale_tmp(out_dir, prefix="results.")
-        cells_done = [cell for cell in read_cells(out_dir) if cell["method"] in c.methods and cell["seed"] in c.seeds]
+        rows = matrix_methods(config)
+        cells_done = [cell for cell in read_cells(out_dir) if cell["method"] in rows and cell["seed"] in c.seeds]
         context = (f"Preset `{config.name}` ({config.image_size}x{config.image_size}, {c.epochs} classifier epochs, "
                    f"batch {c.batch_size}), manifest `{manifest}`; ResNet18 initialised "
                    f"{'from ImageNet weights' if imagenet_weights else 'from scratch'}.")
-        summary = write_results(out_dir, cells_done, list(c.methods), list(c.seeds), c.bootstrap,
+        summary = write_results(out_dir, cells_done, list(rows), list(c.seeds), c.bootstrap,
                                 f"Rebalancing methods compared ({config.name} preset)", context,
                                 paper_setting_differences(manifest, config, bool(imagenet_weights)), manifest=manifest)
     print(f"wrote {out_dir / 'results.md'} ({len(cells_done)} cells; {len(summary['missing'])} missing)")

@@ -1,15 +1,30 @@
 """Resampling: one module per idea, each with imbalanced-learn's `fit_resample(X, y)`, X the train
 images [N, H, W] uint8 and y their labels, returning a `ResampledSet` (indices into X, synthetic
-images or a generator to stream from, class weights) rather than copied pixels."""
+images or a generator to stream from, class weights) rather than copied pixels.
 
-from keras_cxr.resample.base import GeneratedSource, ResampledSet, oversampling_targets
-from keras_cxr.resample.baseline import NoResampling
-from keras_cxr.resample.class_weights import ClassWeights, balanced_class_weights
-from keras_cxr.resample.gan import GANOversample
-from keras_cxr.resample.random_sampling import RandomOversample, RandomUndersample
-from keras_cxr.resample.smote import PixelSMOTE
+The names below are imported on first use: imbalanced-learn takes ~1.5 s to import, and checking
+a preset (`check`) needs none of it."""
 
-__all__ = [
-    "ClassWeights", "GANOversample", "GeneratedSource", "NoResampling", "PixelSMOTE", "RandomOversample",
-    "RandomUndersample", "ResampledSet", "balanced_class_weights", "oversampling_targets",
-]
+from keras_cxr.errors import KerasCXRError
+
+_WHERE = {
+    "GeneratedSource": "base", "ResampledSet": "base", "oversampling_targets": "base", "NoResampling": "baseline",
+    "ClassWeights": "class_weights", "balanced_class_weights": "class_weights", "GANOversample": "gan",
+    "RandomOversample": "random_sampling", "RandomUndersample": "random_sampling", "PixelSMOTE": "smote",
+}
+__all__ = sorted(_WHERE) + ["check"]
+
+
+def check(config) -> None:
+    """The `resample` section: SMOTE's neighbours."""
+    k = config.resample.smote_k_neighbors
+    if k < 1:
+        raise KerasCXRError(f"`resample.smote_k_neighbors` must be >= 1. Received: smote_k_neighbors={k}")
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"keras_cxr.resample.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'keras_cxr.resample' has no attribute {name!r}")
