@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_cxr.classify import build_resnet18
-from keras_cxr.kernels import STOCK, Kernels
+from keras_cxr.kernels import STOCK, Kernels, use
 from keras_cxr.kernels.batch_norm import FusedBatchNormalization
 
 
@@ -38,8 +38,10 @@ def test_resnet18_uses_it_and_trains_like_stock():
     """Two SGD steps of ResNet18 with the fused kernel end at the weights and moving statistics
     the stock layer's training reaches (not only finite gradients)."""
     keras.utils.set_random_seed(0)  # the initial weights: without a seed they came from whatever ran before
-    fused = build_resnet18(32, kernels=Kernels(fused_bn=True))
-    stock = build_resnet18(32, kernels=STOCK)
+    with use(Kernels(fused_bn=True)):
+        fused = build_resnet18(32)
+    with use(STOCK):
+        stock = build_resnet18(32)
     bns = [layer for layer in fused.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(bns) == 20 and all(isinstance(layer, FusedBatchNormalization) and layer.fused for layer in bns)
     assert not any(layer.fused for layer in stock.layers if isinstance(layer, FusedBatchNormalization))

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_cxr.classify import build_resnet18
-from keras_cxr.kernels import Kernels
+from keras_cxr.kernels import Kernels, use
 from keras_cxr.kernels.conv_input_grad import FastGradConv2D
 from tests.conftest import assert_same_outputs_and_gradients
 
@@ -29,8 +29,10 @@ def test_gradients_equal_stock_conv(shape, kernel, stride, filters):
 def test_resnet18_gradients_equal_with_and_without_fast_path():
     x = tf.constant(np.random.default_rng(1).uniform(0, 1, (8, 32, 32, 1)).astype("float32"))
     y = tf.one_hot([0, 1] * 4, 2)
-    stock = build_resnet18(32, kernels=Kernels(fused_bn=True, conv_input_grad=False))
-    fast = build_resnet18(32, kernels=Kernels(fused_bn=True, conv_input_grad=True))
+    with use(Kernels(fused_bn=True, conv_input_grad=False)):
+        stock = build_resnet18(32)
+    with use(Kernels(fused_bn=True, conv_input_grad=True)):
+        fast = build_resnet18(32)
     fast.set_weights(stock.get_weights())
     grads = []
     for model in (stock, fast):
@@ -52,9 +54,11 @@ def test_fast_layer_round_trip(tmp_path):
 
 
 def test_weights_load_across_gradient_paths(tmp_path):
-    trained_on_cpu = build_resnet18(32, kernels=Kernels(fused_bn=True, conv_input_grad=True))
+    with use(Kernels(fused_bn=True, conv_input_grad=True)):
+        trained_on_cpu = build_resnet18(32)
     trained_on_cpu.save_weights(tmp_path / "w.weights.h5")
-    built_on_gpu = build_resnet18(32, kernels=Kernels(fused_bn=True, conv_input_grad=False))
+    with use(Kernels(fused_bn=True, conv_input_grad=False)):
+        built_on_gpu = build_resnet18(32)
     built_on_gpu.load_weights(tmp_path / "w.weights.h5")
     for a, b in zip(trained_on_cpu.weights, built_on_gpu.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_cxr.gan import build_generator
-from keras_cxr.kernels import Kernels
+from keras_cxr.kernels import Kernels, use
 from keras_cxr.kernels.gan_output_conv import SingleFilterConv2D
 from tests.conftest import assert_same_outputs_and_gradients
 
@@ -36,8 +36,10 @@ def test_fast_kernels_refuse_other_convs(kwargs):
 
 
 def test_generator_same_images_and_gradients_with_either_path(tmp_path):
-    stock = build_generator(32, latent_dim=8, filters=8, conditional=True, kernels=Kernels(gan_output_conv=False))
-    fast = build_generator(32, latent_dim=8, filters=8, conditional=True, kernels=Kernels(gan_output_conv=True))
+    with use(Kernels(gan_output_conv=False)):
+        stock = build_generator(32, latent_dim=8, filters=8, conditional=True)
+    with use(Kernels(gan_output_conv=True)):
+        fast = build_generator(32, latent_dim=8, filters=8, conditional=True)
     stock.save_weights(tmp_path / "g.weights.h5")
     fast.load_weights(tmp_path / "g.weights.h5")  # same layer class, so weights move across paths
     z = tf.constant(np.random.default_rng(1).normal(size=(4, 8)).astype("float32"))
@@ -53,7 +55,8 @@ def test_generator_same_images_and_gradients_with_either_path(tmp_path):
 
 
 def test_round_trip_keeps_the_path(tmp_path):
-    g = build_generator(16, latent_dim=4, filters=4, kernels=Kernels(gan_output_conv=True))
+    with use(Kernels(gan_output_conv=True)):
+        g = build_generator(16, latent_dim=4, filters=4)
     g.save(tmp_path / "g.keras")
     again = keras.saving.load_model(tmp_path / "g.keras")
     layer = again.get_layer("output_conv")

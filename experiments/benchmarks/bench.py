@@ -41,7 +41,7 @@ from keras_cxr.gan.export import export_generator  # noqa: E402
 from keras_cxr.gan.record import GeneratorRecord  # noqa: E402
 from keras_cxr.gan.train import build_gan  # noqa: E402
 from keras_cxr.io_utils import write_json, write_text  # noqa: E402
-from keras_cxr.kernels import STOCK, Kernels, resolve  # noqa: E402
+from keras_cxr.kernels import STOCK, Kernels, resolve, use  # noqa: E402
 from keras_cxr.kernels.adam import FusedAdam  # noqa: E402
 from keras_cxr.kernels.conv_input_grad import stock_input_grad_is_slow  # noqa: E402
 from keras_cxr.precision import dtype_policy  # noqa: E402
@@ -140,7 +140,8 @@ def gan_step_fn(config, batch: int, jit: bool, fast_kernels: bool, precision: st
     output-conv kernels and fused Adam, or Keras' stock ops for both."""
     config = load_preset(config.name, [f"gan.batch_size={batch}", f"gan.jit_compile={str(jit).lower()}",
                                        f"gan.precision={precision}"])
-    gan = build_gan("dcgan", config, kernels=Kernels(gan_output_conv=True, fused_adam=True) if fast_kernels else STOCK)
+    with use(Kernels(gan_output_conv=True, fused_adam=True) if fast_kernels else STOCK):
+        gan = build_gan("dcgan", config)
     x = tf.random.uniform([batch // 2, config.image_size, config.image_size, 1])
     ds = tf.data.Dataset.from_tensors((x, tf.ones([batch // 2], tf.int32))).repeat()
     return train_function_step(gan, ds, "g_loss")
@@ -157,7 +158,8 @@ def gan_reference_fn(config, batch: int):
     combined.train_on_batch(z, ones), with D frozen in the combined model (timing semantics), on
     the same architecture with Keras' stock layers."""
     g = config.gan
-    gen = build_generator(config.image_size, g.latent_dim, g.filters, kernels=STOCK)
+    with use(STOCK):
+        gen = build_generator(config.image_size, g.latent_dim, g.filters)
     disc = build_discriminator(config.image_size, g.filters)
     disc.compile(keras.optimizers.Adam(g.learning_rate, beta_1=0.5), "binary_crossentropy")
     half = batch // 2
@@ -188,7 +190,8 @@ def resnet_step_fn(size: int, batch: int, kernels: Kernels | None = None, precis
     kernels = kernels or resolve("auto")
     keras.utils.set_random_seed(0)
     with dtype_policy(precision):
-        model = build_resnet18(size, kernels=kernels)
+        with use(kernels):
+            model = build_resnet18(size)
     model.compile(FusedAdam(4e-3, fused=kernels.fused_adam), "binary_crossentropy")  # fused=False: Keras' Adam
     x = tf.random.uniform([batch, size, size, 1])
     ds = tf.data.Dataset.from_tensors((x, tf.one_hot(tf.zeros([batch], tf.int32), 2))).repeat()

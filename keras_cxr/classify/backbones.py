@@ -19,7 +19,7 @@ class Backbone:
     """How to build one network and where its named layers are.
 
     Args:
-        build: callable (image_size, kernels) -> keras.Model, `image` [B, H, W, 1] in [0, 1]
+        build: callable (image_size) -> keras.Model, `image` [B, H, W, 1] in [0, 1]
             -> `fc` [B, 2] sigmoid probabilities.
         feature_layer: str. Penultimate layer whose output is the image's feature vector.
         gradcam_layer: str. Layer Grad-CAM explains (the last conv block's output).
@@ -45,7 +45,7 @@ def _resnet18() -> Backbone:
     from keras_cxr.classify.convert import load_imagenet_weights
     from keras_cxr.classify.resnet18 import LAST_CONV_LAYER, build_resnet18
 
-    return Backbone(lambda size, kernels: build_resnet18(size, kernels=kernels), "avgpool", LAST_CONV_LAYER,
+    return Backbone(lambda size: build_resnet18(size), "avgpool", LAST_CONV_LAYER,
                     load_imagenet_weights)
 
 
@@ -53,7 +53,7 @@ def _resnet18_w16() -> Backbone:
     from keras_cxr.classify.resnet18 import LAST_CONV_LAYER, build_resnet18
 
     # No ImageNet weights: they exist for the full width only.
-    return Backbone(lambda size, kernels: build_resnet18(size, kernels=kernels, width=16), "avgpool", LAST_CONV_LAYER)
+    return Backbone(lambda size: build_resnet18(size, width=16), "avgpool", LAST_CONV_LAYER)
 
 
 # Name -> a function returning the Backbone (imports Keras only when a network is built).
@@ -80,19 +80,20 @@ def backbone(name: str) -> Backbone:
     return BACKBONES[name]()
 
 
-def build_classifier(config=None, *, image_size: int | None = None, backbone_name: str | None = None,
-                     kernels=None) -> Classifier:
+def build_classifier(config=None, *, image_size: int | None = None, backbone_name: str | None = None) -> Classifier:
     """The preset's classifier network, freshly initialised (Keras' global seed decides the weights).
 
     Args:
-        config: Config. Supplies `image_size`, `classifier.backbone` and `kernels`.
+        config: Config. Supplies `image_size`, `classifier.backbone` and `kernels` (unless a
+            `keras_cxr.kernels.use` scope is active).
         image_size, backbone_name: override or replace `config` (the report rebuilds a cell's
             network from what the cell recorded).
-        kernels: keras_cxr.kernels.Kernels. Defaults to `resolve(config.kernels)` (or "auto").
     """
-    from keras_cxr.kernels import resolve
+    import contextlib
+
+    from keras_cxr.kernels import preset
 
     image_size = image_size or config.image_size
     spec = backbone(backbone_name or (config.classifier.backbone if config else "resnet18"))
-    kernels = kernels or resolve(config.kernels if config else "auto")
-    return Classifier(spec.build(image_size, kernels), spec.feature_layer, spec.gradcam_layer)
+    with preset(config.kernels) if config is not None else contextlib.nullcontext():
+        return Classifier(spec.build(image_size), spec.feature_layer, spec.gradcam_layer)

@@ -7,7 +7,9 @@ Layer names follow torchvision's state-dict keys (`conv1`, `bn1`, `layer2_block1
 `layer2_block1_downsample_conv`, ...), so Grad-CAM can address `layer4_block2_relu2` and the
 converter maps ImageNet weights one to one. Padding is explicit and symmetric, as in PyTorch
 (Keras "same" pads stride-2 convs asymmetrically), so converted weights give torchvision's numbers.
-Head: Dense(2, sigmoid) trained with binary cross-entropy on one-hot labels (paper 4.1).
+Head: Dense(2, sigmoid) trained with binary cross-entropy on one-hot labels (paper 4.1). The
+current kernels (`keras_cxr.kernels.use`) choose the residual convs' input-gradient path and batch
+norm's kernel; the layer classes are the same either way, so weight files load across settings.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from keras_cxr.classify.backbones import MIN_IMAGE_SIZE
 from keras_cxr.errors import KerasCXRError
-from keras_cxr.kernels import Kernels, resolve
+from keras_cxr.kernels import current
 from keras_cxr.kernels.batch_norm import FusedBatchNormalization
 from keras_cxr.kernels.conv_input_grad import FastGradConv2D
 
@@ -59,7 +61,7 @@ def _basic_block(x, filters, stride, prefix, fast, fused_bn):
 
 
 def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "resnet18",
-                   kernels: Kernels | None = None, width: int = WIDTH) -> keras.Model:
+                   width: int = WIDTH) -> keras.Model:
     """Builds ResNet18 for grayscale input in [0, 1].
 
     The gray channel is replicated to RGB and normalised with the ImageNet mean and std
@@ -70,10 +72,6 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
         image_size: int. Input side (>= 28). Defaults to 128 (paper).
         num_classes: int. Units of the sigmoid head. Defaults to 2 (paper 4.1).
         name: str. Defaults to "resnet18".
-        kernels: keras_cxr.kernels.Kernels. Speed paths (`conv_input_grad`: residual-stage
-            convs compute their input gradient as a forward convolution; `fused_bn`: batch norm
-            trains with TensorFlow's fused kernel). The layer classes are the same either way,
-            so weight files load across settings. Defaults to `resolve("auto")`.
         width: int. Filters of the stem and the first stage; the later stages double it.
             Defaults to 64 (ResNet18; ImageNet weights exist only for it).
 
@@ -84,7 +82,7 @@ def build_resnet18(image_size: int = 128, num_classes: int = 2, name: str = "res
         raise KerasCXRError(f"`image_size` must be >= {MIN_IMAGE_SIZE} for ResNet18. Received: image_size={image_size}")
     if width < 1:
         raise KerasCXRError(f"`width` must be >= 1. Received: width={width}")
-    kernels = kernels or resolve("auto")
+    kernels = current()  # residual convs' gradient path and batch norm's kernel (keras_cxr.kernels.use)
     fast_input_grad, fused_bn = kernels.conv_input_grad, kernels.fused_bn
     image = keras.Input((image_size, image_size, 1), name="image")
     x = keras.layers.Concatenate(name="gray_to_rgb")([image, image, image])

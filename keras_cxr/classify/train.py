@@ -13,7 +13,7 @@ from keras_cxr.classify.backbones import backbone, build_classifier
 from keras_cxr.config import Config
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.io_utils import atomic_path
-from keras_cxr.kernels import resolve
+from keras_cxr.kernels import preset, use
 from keras_cxr.kernels.adam import FusedAdam
 from keras_cxr.precision import dtype_policy
 
@@ -70,11 +70,11 @@ class ClassifierSession:
     def __init__(self, config: Config, imagenet_weights=None):
         c = config.classifier
         self.config, self.imagenet_weights = config, imagenet_weights
-        self.kernels = resolve(config.kernels)
         if imagenet_weights and backbone(c.backbone).load_imagenet is None:
             raise KerasCXRError(f"backbone {c.backbone!r} has no ImageNet weight loader; use --weights scratch")
-        with dtype_policy(c.precision):  # compile wraps Adam in loss scaling under mixed_float16
-            self.model = build_classifier(config, kernels=self.kernels).model
+        with preset(config.kernels) as kernels, dtype_policy(c.precision):  # (loss scaling under mixed_float16)
+            self.kernels = kernels
+            self.model = build_classifier(config).model
         self.model.compile(
             optimizer=FusedAdam(c.learning_rate, beta_1=c.beta_1, beta_2=c.beta_2, fused=self.kernels.fused_adam),
             loss=keras.losses.BinaryCrossentropy(),
@@ -95,7 +95,8 @@ class ClassifierSession:
         (tested: `test_reused_session_equals_fresh_model`)."""
         keras.utils.set_random_seed(seed)
         if seed not in self._initial:
-            fresh = build_classifier(self.config, kernels=self.kernels).model
+            with use(self.kernels):
+                fresh = build_classifier(self.config).model
             if self.imagenet_weights:
                 backbone(self.config.classifier.backbone).load_imagenet(fresh, self.imagenet_weights)
             self._initial[seed] = fresh.get_weights()

@@ -5,7 +5,9 @@ same) -> LeakyReLU(0.2)] -> Conv2D(1, 5, same, tanh). No BatchNorm (Balde's code
 label -> Embedding(num_classes, embedding_dim), concatenated with z before the Dense (paper 4.5
 text). `upsample="resize"` makes each block a nearest-neighbour 2x resize then Conv2D(F, 3,
 same), which cannot make the checkerboard a stride-2 transposed conv with a kernel of 4 can
-(Odena et al. 2016, "Deconvolution and Checkerboard Artifacts").
+(Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"). The output conv computes with
+`SingleFilterConv2D`'s CPU kernels when the current kernels say so (`keras_cxr.kernels.use`;
+same numbers, ~4x faster training pass on CPU; the same layer class either way).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 import keras
 
 from keras_cxr.gan.settings import UPSAMPLING, check_image_size, one_of, positive
-from keras_cxr.kernels import Kernels, resolve
+from keras_cxr.kernels import current
 from keras_cxr.kernels.gan_output_conv import SingleFilterConv2D
 
 BASE_SIDE = 8  # Dense -> Reshape(8, 8, filters): the paper's first feature map
@@ -35,7 +37,6 @@ def build_generator(
     num_classes: int = 2,
     embedding_dim: int = 50,
     name: str | None = None,
-    kernels: Kernels | None = None,
     upsample: str = "transpose",
 ) -> keras.Model:
     """Builds the DCGAN generator (the architecture: this module's docstring).
@@ -48,10 +49,6 @@ def build_generator(
         num_classes: int. Labels the embedding knows. Defaults to 2.
         embedding_dim: int. Defaults to 50 (Brownlee [4], paper 4.5).
         name: str. Defaults to "generator" or "conditional_generator".
-        kernels: keras_cxr.kernels.Kernels. `gan_output_conv`: compute the output conv with
-            `SingleFilterConv2D`'s CPU kernels (same numbers, ~4x faster training pass on CPU).
-            The layer class is the same either way, so weights move between machines.
-            Defaults to `resolve("auto")` (on when no GPU is visible).
         upsample: str. "transpose" (the paper's Conv2DTranspose) or "resize" (against the
             checkerboard). Defaults to "transpose".
 
@@ -81,6 +78,6 @@ def build_generator(
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"up{i}_leaky_relu")(x)
     # float32 under any mixed-precision policy: tanh outputs are what D and the exports see.
     images = SingleFilterConv2D(1, 5, padding="same", activation="tanh", name="output_conv",
-                                fast_kernels=(kernels or resolve("auto")).gan_output_conv, dtype="float32")(x)
+                                fast_kernels=current().gan_output_conv, dtype="float32")(x)
     name = name or ("conditional_generator" if conditional else "generator")
     return keras.Model([latent, label] if conditional else latent, images, name=name)

@@ -16,23 +16,21 @@ from keras_cxr.gan.discriminator import build_discriminator
 from keras_cxr.gan.gan import GAN
 from keras_cxr.gan.generator import build_generator
 from keras_cxr.gan.settings import parse_policies
-from keras_cxr.kernels import Kernels, resolve
+from keras_cxr.kernels import preset
 from keras_cxr.kernels.adam import FusedAdam
 from keras_cxr.precision import dtype_policy, for_precision
 
 
-def build_gan(kind: str, config: Config, alpha: float = 0.5, kernels: Kernels | None = None,
-              majority_label: int = 0) -> GAN:
-    """The preset's DCGAN or cDCGAN, compiled with the paper's optimizers and BCE loss.
-    `kernels`: speed paths (`keras_cxr.kernels`); defaults to the preset's `kernels` setting.
+def build_gan(kind: str, config: Config, alpha: float = 0.5, majority_label: int = 0) -> GAN:
+    """The preset's DCGAN or cDCGAN, compiled with the paper's optimizers and BCE loss, on the
+    preset's `kernels` (or those of an active `keras_cxr.kernels.use` scope).
     `majority_label`: the train split's majority class; a cDCGAN's alpha is its share of fake labels."""
     g = config.gan
     conditional = kind == "cdcgan"
-    kernels = kernels or resolve(config.kernels)
     keras.utils.set_random_seed(g.seed)  # weight init
-    with dtype_policy(g.precision):
+    with preset(config.kernels) as kernels, dtype_policy(g.precision):
         generator = build_generator(config.image_size, g.latent_dim, g.filters, conditional, embedding_dim=g.embedding_dim,
-                                    kernels=kernels, upsample=g.upsample)
+                                    upsample=g.upsample)
         discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator,
                                             embedding_dim=g.embedding_dim, head=g.discriminator_head,
                                             spectral_norm=g.spectral_norm)

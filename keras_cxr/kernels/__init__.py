@@ -19,10 +19,14 @@ weight files move between machines and settings.
 
 `auto` is what every command runs by default; `stock` runs Keras' own ops (a reference, and a way
 to rule the kernels out when something looks wrong).
+
+Like precision (`keras_cxr.precision.dtype_policy`), the kernels are a scoped setting: the models
+built inside `with use(kernels):` take those paths (`current()`), and outside any scope `auto`'s.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from keras_cxr.errors import KerasCXRError
@@ -66,6 +70,35 @@ def resolve(setting: str = "auto") -> Kernels:
     cpu = not tf.config.list_logical_devices("GPU")  # cuDNN's own kernels are fine on GPUs
     input_grad = setting == "conv_grad" or (setting == "auto" and slow_stock_input_grad())
     return Kernels(gan_output_conv=cpu, fused_bn=True, fused_adam=True, conv_input_grad=cpu and input_grad)
+
+
+_SCOPE: list[Kernels] = []  # the innermost `use` last
+
+
+@contextlib.contextmanager
+def use(kernels: "Kernels | str"):
+    """Builds the models created inside with `kernels` (a Kernels, or a setting `resolve` reads)."""
+    _SCOPE.append(resolve(kernels) if isinstance(kernels, str) else kernels)
+    try:
+        yield _SCOPE[-1]
+    finally:
+        _SCOPE.pop()
+
+
+@contextlib.contextmanager
+def preset(setting: str):
+    """A preset's `kernels` setting, unless a `use` scope is already active (it wins: benchmarks
+    time one kernel at a time around the same builders)."""
+    if _SCOPE:
+        yield _SCOPE[-1]
+    else:
+        with use(setting) as kernels:
+            yield kernels
+
+
+def current() -> Kernels:
+    """The kernels of the innermost `use`, else `auto`'s on this machine."""
+    return _SCOPE[-1] if _SCOPE else resolve("auto")
 
 
 def cpuinfo(field: str) -> str | None:
