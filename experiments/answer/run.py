@@ -21,11 +21,8 @@ A sitting's wall time is appended to <folder>/sittings.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,24 +43,11 @@ def matrix(minority: int, seeds: list[int], data: str) -> None:
     cmd = [sys.executable, "-m", "keras_cxr", "evaluate-all", "--preset", "quick", "--data", data, "--out", str(out),
            "--seeds", *map(str, seeds), "--methods", *ROWS, "--set", f"data.minority_fraction={minority / 100}",
            "--set", "gan.alphas=[0.5]", "--quiet"]
-    print("$", " ".join(cmd[1:]), flush=True)
-    t0 = time.time()
-    rc = subprocess.call(cmd, cwd=ROOT)
-    _log_sitting(out, cmd, t0, rc)
+    from keras_cxr.pipeline.provenance import run_logged
+
+    rc = run_logged(cmd, out, cwd=ROOT)
     if rc:
         sys.exit(rc)
-
-
-def _log_sitting(out: Path, cmd, t0: float, rc: int) -> None:
-    from keras_cxr.pipeline.provenance import cpu_model
-
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "sittings.json"
-    sittings = json.loads(log.read_text()) if log.exists() else []
-    sittings.append({"command": " ".join(cmd[1:]), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)),
-                     "wall_s": round(time.time() - t0, 1), "exit": rc, "cpu": cpu_model(), "cpus": os.cpu_count(),
-                     "threads": os.environ.get("KERAS_CXR_THREADS", "all")})
-    log.write_text(json.dumps(sittings, indent=2) + "\n")
 
 
 def curve() -> None:

@@ -28,13 +28,9 @@ with pneumonia at 25% (the quick split) or 10% (quick_minority10) of train.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -81,6 +77,8 @@ def _copy_extractor(src: Path, dest: Path) -> None:
 
 
 def train(minority: int, variants: list[str], seeds: list[int], data: str) -> None:
+    from keras_cxr.pipeline.provenance import run_logged
+
     manifest = prepare(minority, data)
     for variant in variants:
         for seed in seeds:
@@ -93,23 +91,9 @@ def train(minority: int, variants: list[str], seeds: list[int], data: str) -> No
             cmd = [sys.executable, "-m", "keras_cxr", "train-gan", "--model", "cdcgan", "--alpha", "0.5",
                    "--preset", "quick", "--manifest", str(manifest), "--out", str(out), "--seed", str(seed),
                    *sets, "--quiet"]
-            print("$", " ".join(cmd[1:]), flush=True)
-            t0 = time.time()
-            rc = subprocess.call(cmd, cwd=ROOT)
-            _log_sitting(out, cmd, t0, rc)
+            rc = run_logged(cmd, out, cwd=ROOT)
             if rc:
                 sys.exit(rc)
-
-
-def _log_sitting(out: Path, cmd, t0: float, rc: int) -> None:
-    from keras_cxr.pipeline.provenance import cpu_model
-
-    sitting = {"command": " ".join(cmd[1:]), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)),
-               "wall_s": round(time.time() - t0, 1), "exit": rc, "cpu": cpu_model(), "cpus": os.cpu_count(),
-               "threads": os.environ.get("KERAS_CXR_THREADS", "all"), "host": platform.node()}
-    log = out / "sittings.json"
-    sittings = json.loads(log.read_text()) if log.exists() else []
-    log.write_text(json.dumps(sittings + [sitting], indent=2) + "\n")
 
 
 def main(argv=None) -> None:

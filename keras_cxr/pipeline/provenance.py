@@ -60,3 +60,26 @@ def provenance() -> dict:
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     return {**code_version(), "versions": dict(versions()), "threads": threads, "cpu": cpu_model(),
             "cpus": os.cpu_count()}
+
+
+def run_logged(cmd: list[str], folder, cwd=None) -> int:
+    """Runs `cmd` (a long experiment command) and appends one sitting to `<folder>/sittings.json`:
+    the command, its start (UTC), wall seconds, exit status, CPU and the op-thread cap. Returns
+    the exit status."""
+    import json
+    import subprocess
+    import time
+    from pathlib import Path
+
+    folder = Path(folder)
+    print("$", " ".join(cmd[1:]), flush=True)
+    t0 = time.time()
+    rc = subprocess.call(cmd, cwd=cwd)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "sittings.json"
+    sittings = json.loads(log.read_text()) if log.exists() else []
+    sittings.append({"command": " ".join(cmd[1:]), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)),
+                     "wall_s": round(time.time() - t0, 1), "exit": rc, "cpu": cpu_model(), "cpus": os.cpu_count(),
+                     "threads": os.environ.get("KERAS_CXR_THREADS", "all")})
+    log.write_text(json.dumps(sittings, indent=2) + "\n")
+    return rc
