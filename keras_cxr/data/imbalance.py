@@ -42,13 +42,10 @@ def build_manifest(
     keep_val: bool = False,
     natural: bool = False,
 ) -> tuple[list[Record], dict]:
-    """Builds the imbalanced train / balanced val / untouched test manifest.
-
-    Images of `minority_class` are deleted from train (any official val/ split joins train
-    first: the paper carves validation from train) until they are `minority_fraction` of it,
-    rounding down; then `val_per_class` images per class move to a balanced `val` split.
-    `natural` skips the deletion and `keep_val` the merge and carve; with both, a dataset's
-    published split (e.g. the official PneumoniaMNIST one) is used as it is.
+    """The imbalanced train / balanced val / untouched test manifest: `minority_class` images are
+    deleted from train (an official val/ joins it first) down to `minority_fraction` of it,
+    rounding down, then `val_per_class` per class move to val. `natural` skips the deletion,
+    `keep_val` the merge and carve; with both, a published split is used as it is.
 
     Args:
         records: list of Record. Every readable image (splits train, optional val, test).
@@ -58,31 +55,20 @@ def build_manifest(
             Defaults to 0.25 (paper section 3).
         val_per_class: int or None. Defaults to 10% of the minority count (at least 1).
         seed: int. Seed of deletion and carve. Defaults to 0.
-        duplicate_groups: list of lists of Record.file. Pixel-identical images (`ScanResult.
-            duplicate_records`); the carve keeps each group whole, all in train or all in val,
-            so validation never scores an image the classifier trained on. Defaults to none.
-        keep_val: bool. Keep the dataset's own val split as validation (it must have one)
-            instead of merging it into train and carving a balanced one (`val_per_class` is then
-            not used). Defaults to False.
-        natural: bool. Keep the class balance as it is: delete nothing (`minority_class` and
-            `minority_fraction` are not used; the minority is the smaller train class).
-            Defaults to False.
+        duplicate_groups: list of lists of Record.file. Pixel-identical images, kept together
+            in train or in val by the carve (`ScanResult.duplicate_records`). Defaults to none.
+        keep_val: bool. Keep the dataset's own val split (it must have one) instead of merging
+            and carving (`val_per_class` unused). Defaults to False.
+        natural: bool. Delete nothing (`minority_class`, `minority_fraction` unused; the
+            minority is the smaller train class). Defaults to False.
 
     Returns:
         (records with split train/val/test, info dict with the counts at each stage).
     """
     _check_settings(class_names, minority_class, minority_fraction)
-    records = sorted(records, key=lambda r: (r.split, r.label, r.file))
-    test = [Record(r.file, r.label, "test") for r in records if r.split == "test"]
-    if not test:
-        raise KerasCXRError("the dataset has no test split: the paper evaluates on the untouched test set")
-    own_val = [r for r in records if r.split == "val"]
-    if keep_val and not own_val:
-        raise KerasCXRError("`keep_val`: the dataset has no val split to keep; drop --keep-val to carve one from train")
-    pool = [r for r in records if r.split == "train" or (r.split == "val" and not keep_val)]
-    if natural:  # the minority is whichever class train has fewer of
-        sizes = [sum(1 for r in pool if r.label == c) for c in (0, 1)]
-        minority_class = class_names[int(sizes[1] < sizes[0])]
+    pool, own_val, test = _splits(records, keep_val)
+    if natural:  # the minority is whichever class train has fewer of (the one rule, ties included)
+        minority_class = class_names[minority_label([sum(1 for r in pool if r.label == c) for c in (0, 1)])]
     minority = class_names.index(minority_class)
     majority_name = class_names[1 - minority]
     pool_min = [r for r in pool if r.label == minority]
@@ -99,19 +85,25 @@ def build_manifest(
         out = _carve_validation({majority_name: pool_maj, minority_class: kept_min}, v, duplicate_groups, rng)
     out += test
     out.sort(key=lambda r: ({"train": 0, "val": 1, "test": 2}[r.split], r.label, r.file))
-    info = {
-        "minority_class": minority_class,
-        "minority_fraction": None if natural else minority_fraction,
-        "natural": natural,
-        "keep_val": keep_val,
-        "seed": seed,
-        "val_per_class": v,
-        "before_deletion": {majority_name: len(pool_maj), minority_class: len(pool_min)},
-        "before_val_carve": {majority_name: len(pool_maj), minority_class: len(kept_min)},
-        "deleted": {minority_class: len(pool_min) - len(kept_min)},
-        **{split: _count(out, split, class_names) for split in ("train", "val", "test")},
-    }
-    return out, info
+    counts = {"before_deletion": {majority_name: len(pool_maj), minority_class: len(pool_min)},
+              "before_val_carve": {majority_name: len(pool_maj), minority_class: len(kept_min)},
+              "deleted": {minority_class: len(pool_min) - len(kept_min)},
+              **{split: _count(out, split, class_names) for split in ("train", "val", "test")}}
+    return out, {"minority_class": minority_class, "minority_fraction": None if natural else minority_fraction,
+                 "natural": natural, "keep_val": keep_val, "seed": seed, "val_per_class": v, **counts}
+
+
+def _splits(records: list[Record], keep_val: bool) -> tuple[list, list, list]:
+    """(train pool, the dataset's own val, test): an official val joins the pool unless kept."""
+    records = sorted(records, key=lambda r: (r.split, r.label, r.file))
+    test = [Record(r.file, r.label, "test") for r in records if r.split == "test"]
+    if not test:
+        raise KerasCXRError("the dataset has no test split: the paper evaluates on the untouched test set")
+    own_val = [r for r in records if r.split == "val"]
+    if keep_val and not own_val:
+        raise KerasCXRError("`keep_val`: the dataset has no val split to keep; drop --keep-val to carve one from train")
+    pool = [r for r in records if r.split == "train" or (r.split == "val" and not keep_val)]
+    return pool, own_val, test
 
 
 def _check_settings(class_names: tuple, minority_class: str, minority_fraction: float) -> None:

@@ -48,6 +48,30 @@ def images_from_generator_output(output, pixel_range: str = "0_1"):
     return tf.clip_by_value(output, 0.0, 1.0)
 
 
+def _after(value, *checks):
+    """`value`, computed only after its checks pass: without the explicit dependency an assert may
+    run after the op it guards (the embedding lookup, the latent allocation)."""
+    with tf.control_dependencies([c for c in checks if c is not None]):
+        return tf.identity(value)
+
+
+def _in_chunks(images, latent, side: int, labels=None):
+    """`images` run on GENERATE_CHUNK latents at a time, one chunk after the other, so a request's
+    peak memory is one chunk's activations plus its output, whatever its size. A request of at
+    most one chunk runs the generator once on all of it, as before chunking."""
+    n = tf.shape(latent)[0]
+    count = (n + GENERATE_CHUNK - 1) // GENERATE_CHUNK
+    parts = tf.TensorArray(tf.float32, size=count, infer_shape=False, element_shape=[None, side, side, 1])
+
+    def step(k, parts):
+        window = slice(k * GENERATE_CHUNK, tf.minimum((k + 1) * GENERATE_CHUNK, n))
+        out = images(latent[window], None if labels is None else labels[window])["images"]
+        return k + 1, parts.write(k, tf.cast(out, tf.float32))
+
+    _, parts = tf.while_loop(lambda k, _: k < count, step, (tf.constant(0), parts), parallel_iterations=1)
+    return {"images": parts.concat()}
+
+
 def serving_functions(generator, record: GeneratorRecord) -> dict:
     """{signature name: (function, input signature)} of an exported generator.
 
@@ -59,53 +83,31 @@ def serving_functions(generator, record: GeneratorRecord) -> dict:
     conditional, max_images = record.conditional, record.max_images
     generated_label = -1 if record.generated_label is None else int(record.generated_label)
 
-    def checked(value, *checks):
-        # The value, computed only after its checks pass: without the explicit dependency an
-        # assert may run after the op it guards (the embedding lookup, the latent allocation).
-        with tf.control_dependencies([c for c in checks if c is not None]):
-            return tf.identity(value)
-
     def images(latent, label=None):
         latent = tf.debugging.check_numerics(latent, "latent must be finite (no NaN or inf)")
         if conditional:
-            label = checked(label, tf.debugging.assert_non_negative(label, message="label must be 0 or 1"),
+            label = _after(label, tf.debugging.assert_non_negative(label, message="label must be 0 or 1"),
                             tf.debugging.assert_less(label, 2, message="label must be 0 or 1"))
             out = generator([latent, label], training=False)
         else:
             out = generator(latent, training=False)
         return {"images": images_from_generator_output(out, pixel_range)}
 
-    def in_chunks(latent, labels=None):
-        # The generator runs on GENERATE_CHUNK latents at a time, one chunk after the other, so a
-        # request's peak memory is one chunk's activations plus its output, whatever its size.
-        # A request of at most one chunk runs the generator once on all of it, as before chunking.
-        n = tf.shape(latent)[0]
-        count = (n + GENERATE_CHUNK - 1) // GENERATE_CHUNK
-        side = record.image_size
-        parts = tf.TensorArray(tf.float32, size=count, infer_shape=False, element_shape=[None, side, side, 1])
-
-        def step(k, parts):
-            window = slice(k * GENERATE_CHUNK, tf.minimum((k + 1) * GENERATE_CHUNK, n))
-            out = images(latent[window], None if labels is None else labels[window])["images"]
-            return k + 1, parts.write(k, tf.cast(out, tf.float32))
-
-        _, parts = tf.while_loop(lambda k, _: k < count, step, (tf.constant(0), parts), parallel_iterations=1)
-        return {"images": parts.concat()}
-
     def generate(num_images, label, seed):
-        num_images = checked(
+        num_images = _after(
             num_images, tf.debugging.assert_non_negative(num_images, message="num_images must be >= 0"),
             tf.debugging.assert_less_equal(num_images, max_images,
                                            message=f"num_images must be <= max_images={max_images}"))
         latent = tf.random.stateless_normal(
             tf.stack([num_images, latent_dim]), tf.stack([seed, tf.constant(0, tf.int64)]))
         if conditional:
-            return in_chunks(latent, tf.fill([num_images], label))
-        return in_chunks(checked(latent, tf.debugging.assert_equal(
-            label, generated_label, message=f"this DCGAN generator was trained on label {generated_label} only")))
+            return _in_chunks(images, latent, record.image_size, tf.fill([num_images], label))
+        return _in_chunks(images, _after(latent, tf.debugging.assert_equal(
+            label, generated_label, message=f"this DCGAN generator was trained on label {generated_label} only")),
+                          record.image_size)
 
     def serve(latent, label=None):
-        latent = checked(latent, tf.debugging.assert_less_equal(
+        latent = _after(latent, tf.debugging.assert_less_equal(
             tf.shape(latent)[0], MAX_SERVING_BATCH,
             message=f"serving_default takes at most {MAX_SERVING_BATCH} latents a request (use `generate` "
                     f"for more, up to max_images={max_images})"))
