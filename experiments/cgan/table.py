@@ -85,6 +85,21 @@ class Split:
                 "feature_dim": real["feature_dim"], "n_real_minority_train": int((self.y_train == self.minority).sum())}
 
 
+def _grids(run_dir: Path, split_dir: Path, variant: str, seed: int, epoch: int) -> list[str]:
+    """The exported epoch's sample grids (fixed latents, one per label), copied beside results.md."""
+    import shutil
+
+    out = []
+    for label in (0, 1):
+        src = run_dir / RUN / "samples" / f"epoch-{epoch:04d}_label{label}.png"
+        if src.exists():
+            dest = split_dir / "grids" / f"{variant}_seed{seed}_label{label}.png"
+            dest.parent.mkdir(exist_ok=True)
+            shutil.copy2(src, dest)
+            out.append(str(dest.relative_to(split_dir)))
+    return out
+
+
 def run_row(split: Split, run_dir: Path, variant: str, seed: int) -> dict | None:
     done = run_dir / RUN / "done.json"
     if not done.exists():
@@ -104,8 +119,9 @@ def run_row(split: Split, run_dir: Path, variant: str, seed: int) -> dict | None
             t["frechet_ratio"] = t["fd"] / split.real_vs_real0
             t["fidelity_rel"] = t[f"fidelity_label{split.minority}"] / split.real_fidelity
     sittings = json.loads((run_dir / "sittings.json").read_text()) if (run_dir / "sittings.json").exists() else []
+    export_epoch = json.loads(done.read_text()).get("export_epoch")
     return {"variant": variant, "gan_seed": seed, "minority_pct": int(split.dir.name[1:]),
-            "export_epoch": json.loads(done.read_text()).get("export_epoch"), "tracked": tracked,
+            "export_epoch": export_epoch, "grids": _grids(run_dir, split.dir, variant, seed, export_epoch), "tracked": tracked,
             "measured": measured, "wall_s": round(sum(s["wall_s"] for s in sittings), 1),
             "cpu": sittings[-1]["cpu"] if sittings else None}
 
@@ -144,6 +160,9 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
                   _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["fidelity_rel"]), str(m["near_copies"]),
                   _fmt(r["wall_s"] / 60, 1)]
         md.append("| " + " | ".join(cells) + " |")
+    md += ["", "Sample grids of each exported generator (epoch as in the table; fixed latents; label 0 normal, "
+           "label 1 pneumonia):", ""]
+    md += [f"![{r['variant']} seed {r['gan_seed']} label {g[-5]}]({g})" for r in rows for g in r.get("grids", [])]
     if rows:
         m = rows[0]["measured"]
         md += ["", f"Reference set: {m['n_real_minority_train']} real minority train images against "
