@@ -37,7 +37,7 @@ demo: install  ## install, then the whole chain on the bundled sample with the d
 # (the CLI, saved_model_cli, the wheel build), and a file's module fixtures stay on one worker.
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
-test: install  ## run the whole test suite (tiny preset, small data; about 10 minutes on 2 cores)
+test: install  ## run the whole test suite (tiny preset, small data; 6-9 minutes on 2 cores)
 	$(PYTEST)
 
 test-fast: install  ## tests without the slow end-to-end ones
