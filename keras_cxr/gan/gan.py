@@ -40,9 +40,9 @@ class GAN(keras.Model):
         discriminator: keras.Model. From `build_discriminator`.
         latent_dim: int. Defaults to 100.
         conditional: bool. Feed labels to G and D. Defaults to False.
-        alpha: float. Probability that a generated label is the majority class's, in [0, 1]
-            (the paper's meaning, where the majority is label 0, healthy). Defaults to 0.5
-            (Brownlee's uniform labels).
+        alpha: float. A cDCGAN's probability that a generated label is the majority class's, in
+            [0, 1] (the paper's meaning, where the majority is label 0, healthy); a DCGAN has
+            none (None). Defaults to 0.5 (Brownlee's uniform labels).
         seed: int. Seed of latents, fake labels and augmentations. Defaults to 0.
         majority_label: int. The train split's majority class (0 or 1). Defaults to 0.
         diffaugment: tuple of str. DiffAugment policies applied to every image D sees, real or
@@ -56,7 +56,8 @@ class GAN(keras.Model):
     def __init__(self, generator, discriminator, latent_dim=100, conditional=False, alpha=0.5, seed=0,
                  majority_label=0, diffaugment=(), ema=0.0, **kwargs):
         super().__init__(**kwargs)
-        check_alpha(alpha)
+        if conditional:  # a DCGAN draws no labels: it has no alpha
+            check_alpha(alpha)
         if latent_dim < 1:
             raise KerasCXRError(f"`latent_dim` must be >= 1. Received: latent_dim={latent_dim}")
         self.generator = generator
@@ -65,7 +66,7 @@ class GAN(keras.Model):
         self.conditional = bool(conditional)
         if majority_label not in (0, 1):
             raise KerasCXRError(f"`majority_label` must be 0 or 1. Received: majority_label={majority_label}")
-        self.alpha = float(alpha)
+        self.alpha = float(alpha) if conditional else None
         self.seed = int(seed)
         self.majority_label = int(majority_label)
         self.diffaugment = tuple(diffaugment)

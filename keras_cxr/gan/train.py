@@ -21,7 +21,7 @@ from keras_cxr.kernels.adam import FusedAdam
 from keras_cxr.precision import dtype_policy, for_precision
 
 
-def build_gan(kind: str, config: Config, alpha: float = 0.5, majority_label: int = 0) -> GAN:
+def build_gan(kind: str, config: Config, alpha: float | None = 0.5, majority_label: int = 0) -> GAN:
     """The preset's DCGAN or cDCGAN, compiled with the paper's optimizers and BCE loss, on the
     preset's `kernels` (or those of an active `keras_cxr.kernels.use` scope).
     `majority_label`: the train split's majority class; a cDCGAN's alpha is its share of fake labels."""

@@ -205,7 +205,7 @@ def _reexport_if_needed(run: RunFolder, config: Config, record: GeneratorRecord,
     if current is not None and (current.export, current.export_epoch) == (rule, wanted):
         print(f"{run.name}: already trained ({done['epochs']} epochs); generator (epoch {wanted}) at {run.export_dir}")
         return done
-    gan = build_gan(run.spec.kind, config, _gan_alpha(run.spec), majority_label=record.majority_label)
+    gan = build_gan(run.spec.kind, config, run.spec.alpha, majority_label=record.majority_label)
     if run.restore_latest(gan) != record.epochs:
         raise KerasCXRError(f"{run.name} is marked done but its final checkpoint is missing from "
                             f"{run.checkpoint_dir}; delete {run.done_path} to retrain")
@@ -225,10 +225,6 @@ def _export_chosen(run: RunFolder, gan: GAN, record: GeneratorRecord, rule: str)
     return {"export": rule, "export_epoch": epoch}
 
 
-def _gan_alpha(spec: GeneratorSpec) -> float:
-    return spec.alpha if spec.conditional else 0.5  # a DCGAN draws no labels; GAN wants a float
-
-
 def _fit(run: RunFolder, config: Config, train, record: GeneratorRecord, verbose, strategy, max_epochs, probe) -> dict:
     """Trains from the latest checkpoint to the last epoch (or `max_epochs`), then exports."""
     g = config.gan
@@ -236,7 +232,7 @@ def _fit(run: RunFolder, config: Config, train, record: GeneratorRecord, verbose
     steps = len(train) // g.batch_size
     images, labels = load_images(train, config.image_size)
     with (strategy or default_strategy()).scope():
-        gan = build_gan(run.spec.kind, config, _gan_alpha(run.spec), majority_label=record.majority_label)
+        gan = build_gan(run.spec.kind, config, run.spec.alpha, majority_label=record.majority_label)
     start = run.restore_latest(gan)
     if start:
         print(f"{run.name}: resuming after epoch {start} of {epochs}")
