@@ -9,8 +9,6 @@ density / coverage, and the label fidelity of every label a generator makes.
 
 from __future__ import annotations
 
-import numpy as np
-
 from keras_cxr.data.imbalance import label_counts, minority_label
 from keras_cxr.evaluate.quality import frechet_distance, image_set_quality, kernel_inception_distance, prdc
 from keras_cxr.gan.export import generate_images
