@@ -111,6 +111,11 @@ class GANConfig:
             0.999 on. When on, tracking, sample grids, the best epoch
             and the export use the average; the raw G is tracked beside it (`raw_*` log columns).
             Defaults to 0.
+        transition: list of two int, or empty. Transitional conditioning of a cDCGAN (Shahbazi
+            et al. 2022; `keras_cxr.gan.transition`): [start, end] in epochs; the labels' weight
+            in G and D is 0 up to the end of epoch `start` and rises linearly to 1 at the end of
+            epoch `end` (<= cdcgan_epochs, so the exported generator is fully conditional).
+            Empty: off (the paper). A DCGAN has no labels: no effect. Defaults to ().
         eval_every: int. Every this many epochs (and at the last), the Frechet distance, KID and
             (cDCGAN) label fidelity of `eval_images` generated images from fixed latents,
             measured with the run's feature extractor (`keras_cxr.pipeline.extractor`) and
@@ -149,6 +154,7 @@ class GANConfig:
     discriminator_head: str = "concat"
     spectral_norm: bool = False
     ema: float = 0.0
+    transition: tuple[int, ...] = ()
     eval_every: int = 0
     eval_images: int = 512
     export: str = "last"

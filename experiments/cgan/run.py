@@ -14,6 +14,8 @@ Variants (each at least two GAN seeds; the chosen recipe at least three):
   ttur       gan.d_learning_rate=4e-4 (twice G's)
   resize     gan.upsample=resize
   proj_sn    gan.discriminator_head=projection, gan.spectral_norm=true
+  transition gan.transition=[15,30]: unconditional to epoch 15, labels faded in by epoch 30
+             (Shahbazi et al. 2022, "Collapse by Conditioning"; fixed before any run)
 
 Stages (resumable; run from the repository root, one process at a time per machine):
 
@@ -45,6 +47,7 @@ VARIANTS = {
     "ttur": ["gan.d_learning_rate=4e-4"],
     "resize": ["gan.upsample=resize"],
     "proj_sn": ["gan.discriminator_head=projection", "gan.spectral_norm=true"],
+    "transition": ["gan.transition=[15,30]"],
 }
 
 

@@ -7,7 +7,8 @@ embedding_dim) -> Dense(H*W) -> Reshape(H, W, 1), concatenated with the image as
 channel. The "projection" head (Miyato & Koyama 2018) instead: D(x, y) = sigmoid(psi(phi(x)) +
 <embed(y), phi(x)>), phi the flattened conv features, psi the Dense(1), embed an
 Embedding(num_classes, dim phi); the image enters alone. `spectral_norm` wraps every conv and
-Dense in `SpectralNorm` (Miyato et al. 2018).
+Dense in `SpectralNorm` (Miyato et al. 2018). `transitional` scales the label's way in (the image
+plane, or the projection term) by a `ConditionGate` (`keras_cxr.gan.transition`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import keras
 
 from keras_cxr.gan.settings import HEADS, VARIANTS, check_image_size, one_of, positive
 from keras_cxr.gan.spectral_norm import SpectralNorm
+from keras_cxr.gan.transition import ConditionGate
 
 
 def num_downsampling_blocks(image_size: int) -> int:
@@ -36,6 +38,7 @@ def build_discriminator(
     dropout: float = 0.4,
     head: str = "concat",
     spectral_norm: bool = False,
+    transitional: bool = False,
     name: str | None = None,
 ) -> keras.Model:
     """Builds the DCGAN discriminator (the architectures: this module's docstring).
@@ -51,6 +54,9 @@ def build_discriminator(
         head: str. Conditional D's label input: "concat" (the paper's, Brownlee's image plane) or
             "projection". No effect without `conditional`. Defaults to "concat".
         spectral_norm: bool. Defaults to False (the paper).
+        transitional: bool. Scale the label's input (the image plane, or the projection term) by
+            a `ConditionGate` (`keras_cxr.gan.transition`). No effect without `conditional`.
+            Defaults to False.
         name: str. Defaults to "discriminator" or "conditional_discriminator".
 
     Returns:
@@ -67,7 +73,8 @@ def build_discriminator(
     projection = conditional and head == "projection"
     image = keras.Input(shape=(image_size, image_size, 1), name="image")
     label = keras.Input(shape=(), dtype="int32", name="label") if conditional else None
-    x = image if not conditional or projection else _label_plane(image, label, image_size, num_classes, embedding_dim)
+    x = image if not conditional or projection else \
+        _label_plane(image, label, image_size, num_classes, embedding_dim, transitional)
     for i in range(1, num_downsampling_blocks(image_size) + 1):
         stride = 1 if (variant == "balde" and i == 1) else 2
         x = sn(keras.layers.Conv2D(filters, 5, strides=stride, padding="same", name=f"down{i}_conv"))(x)
@@ -80,22 +87,26 @@ def build_discriminator(
         prob = sn(keras.layers.Dense(1, activation="sigmoid", name="output_dense", dtype="float32"))(x)
     else:
         logit = sn(keras.layers.Dense(1, name="output_dense", dtype="float32"))(x)
-        prob = _projection(logit, x, label, num_classes)
+        prob = _projection(logit, x, label, num_classes, transitional)
     name = name or ("conditional_discriminator" if conditional else "discriminator")
     return keras.Model([image, label] if conditional else image, prob, name=name)
 
 
-def _label_plane(image, label, image_size: int, num_classes: int, embedding_dim: int):
+def _label_plane(image, label, image_size: int, num_classes: int, embedding_dim: int, gated: bool):
     """Brownlee's conditional input: label -> Embedding -> Dense(H*W) -> (H, W, 1), a second channel."""
     y = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(label)
     y = keras.layers.Dense(image_size * image_size, name="label_dense")(y)
     y = keras.layers.Reshape((image_size, image_size, 1), name="label_reshape")(y)
+    if gated:
+        y = ConditionGate(name="label_gate")(y)
     return keras.layers.Concatenate(name="image_label_concat")([image, y])
 
 
-def _projection(logit, features, label, num_classes: int):
+def _projection(logit, features, label, num_classes: int, gated: bool):
     """sigmoid(logit + <embed(label), features>): the projection discriminator's output."""
     embedded = keras.layers.Embedding(num_classes, features.shape[-1], name="label_projection")(label)
     projected = keras.layers.Dot(axes=1, name="projection_dot", dtype="float32")([embedded, features])
+    if gated:
+        projected = ConditionGate(name="label_gate", dtype="float32")(projected)
     logit = keras.layers.Add(name="projection_add")([logit, projected])
     return keras.layers.Activation("sigmoid", name="output_sigmoid", dtype="float32")(logit)

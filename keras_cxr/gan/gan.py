@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_cxr.errors import KerasCXRError
 from keras_cxr.gan.diffaugment import diff_augment
 from keras_cxr.gan.settings import check_alpha
+from keras_cxr.gan.transition import check_steps, gates, label_weight
 
 # Stateless-seed "purposes": each random draw of a step gets its own stream.
 _FAKE_LATENT, _FAKE_LABEL, _G_LATENT, _G_LABEL = 1, 2, 3, 4
@@ -51,10 +52,14 @@ class GAN(keras.Model):
             every step, warmed up as TensorFlow's ExponentialMovingAverage with `num_updates`
             does: step t uses min(ema, (1 + t) / (10 + t)), so G's random initial weights do not
             linger in the average of a short run. 0 keeps none. Defaults to 0 (the paper).
+        transition: (start, end) or None. Transitional conditioning (`keras_cxr.gan.transition`):
+            before each step, every `ConditionGate` of G, D (and the average) is set to the
+            label weight of G's update count, 0 up to `start`, rising to 1 at `end`. Needs G and
+            D built with `transitional=True`. Defaults to None (the labels always fully in).
     """
 
     def __init__(self, generator, discriminator, latent_dim=100, conditional=False, alpha=0.5, seed=0,
-                 majority_label=0, diffaugment=(), ema=0.0, **kwargs):
+                 majority_label=0, diffaugment=(), ema=0.0, transition=None, **kwargs):
         super().__init__(**kwargs)
         if conditional:  # a DCGAN draws no labels: it has no alpha
             check_alpha(alpha)
@@ -80,6 +85,14 @@ class GAN(keras.Model):
             self.ema_generator = keras.models.clone_model(generator)
             self.ema_generator.set_weights(generator.get_weights())
             self.ema_generator.trainable = False
+        self.transition = None if transition is None else tuple(int(t) for t in transition)
+        self._gates = gates(generator, discriminator, self.ema_generator)
+        if self.transition is not None:
+            check_steps(*self.transition)
+            if not (self.conditional and self._gates):
+                raise KerasCXRError("a transition fades in labels: it needs a cDCGAN whose G and D were built "
+                                    f"with transitional=True. Received: transition={transition}")
+        self.label_weight_tracker = keras.metrics.Mean(name="label_weight") if self.transition else None
         self.d_loss_real_tracker = keras.metrics.Mean(name="d_loss_real")
         self.d_loss_fake_tracker = keras.metrics.Mean(name="d_loss_fake")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -97,8 +110,9 @@ class GAN(keras.Model):
 
     @property
     def metrics(self):
-        return [self.d_loss_real_tracker, self.d_loss_fake_tracker, self.g_loss_tracker,
-                self.d_acc_real_tracker, self.d_acc_fake_tracker]
+        trackers = [self.d_loss_real_tracker, self.d_loss_fake_tracker, self.g_loss_tracker,
+                    self.d_acc_real_tracker, self.d_acc_fake_tracker]
+        return trackers + ([self.label_weight_tracker] if self.label_weight_tracker is not None else [])
 
     def get_config(self):
         config = super().get_config()
@@ -108,6 +122,7 @@ class GAN(keras.Model):
             "latent_dim": self.latent_dim, "conditional": self.conditional,
             "alpha": self.alpha, "seed": self.seed, "majority_label": self.majority_label,
             "diffaugment": list(self.diffaugment), "ema": self.ema,
+            "transition": None if self.transition is None else list(self.transition),
         })
         return config
 
@@ -191,12 +206,28 @@ class GAN(keras.Model):
         towards G's, avg <- d * avg + (1 - d) * w with d = min(ema, (1 + t) / (10 + t))."""
         t = tf.cast(self.g_optimizer.iterations, tf.float32)  # G's updates so far, this one included
         decay = tf.minimum(self.ema, (1.0 + t) / (10.0 + t))
+        gate_ids = {id(v) for v in self._gates}
         for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            if id(average) in gate_ids:  # a label weight is set, not averaged (set_label_weight)
+                continue
             average.assign(decay * average + (1.0 - decay) * tf.cast(weight, average.dtype))
+
+    def set_label_weight(self):
+        """Transitional conditioning: every gate of G, D and the average <- lambda(G's updates so
+        far). Returns lambda."""
+        weight = label_weight(self.g_optimizer.iterations, *self.transition)
+        for gate in self._gates:
+            gate.assign(weight)
+        return weight
 
     def train_step(self, data):
         real_images, real_labels = data
         half = tf.shape(real_images)[0]
+        if self.transition is not None:
+            self.label_weight_tracker.update_state(self.set_label_weight())
+        elif self._gates:  # traced once: a gated GAN trained without its schedule would hold lambda fixed
+            raise KerasCXRError("this GAN's G and D have label gates but no transition schedule; build it with "
+                                "build_gan(..., steps_per_epoch=N) to train it")
         d_loss_real, p_real = self.update_discriminator_real(real_images, real_labels)
         d_loss_fake, p_fake = self.update_discriminator_fake(half)
         g_loss = self.update_generator(2 * half)

@@ -5,7 +5,8 @@ same) -> LeakyReLU(0.2)] -> Conv2D(1, 5, same, tanh). No BatchNorm (Balde's code
 label -> Embedding(num_classes, embedding_dim), concatenated with z before the Dense (paper 4.5
 text). `upsample="resize"` makes each block a nearest-neighbour 2x resize then Conv2D(F, 3,
 same), which cannot make the checkerboard a stride-2 transposed conv with a kernel of 4 can
-(Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"). The output conv computes with
+(Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"). `transitional` scales the label
+embedding by a `ConditionGate` (transitional conditioning, `keras_cxr.gan.transition`). The output conv computes with
 `SingleFilterConv2D`'s CPU kernels when the current kernels say so (`keras_cxr.kernels.use`;
 same numbers, ~4x faster training pass on CPU; the same layer class either way).
 """
@@ -17,6 +18,7 @@ import math
 import keras
 
 from keras_cxr.gan.settings import UPSAMPLING, check_image_size, one_of, positive
+from keras_cxr.gan.transition import ConditionGate
 from keras_cxr.kernels import current
 from keras_cxr.kernels.gan_output_conv import SingleFilterConv2D
 
@@ -38,6 +40,7 @@ def build_generator(
     embedding_dim: int = 50,
     name: str | None = None,
     upsample: str = "transpose",
+    transitional: bool = False,
 ) -> keras.Model:
     """Builds the DCGAN generator (the architecture: this module's docstring).
 
@@ -51,6 +54,9 @@ def build_generator(
         name: str. Defaults to "generator" or "conditional_generator".
         upsample: str. "transpose" (the paper's Conv2DTranspose) or "resize" (against the
             checkerboard). Defaults to "transpose".
+        transitional: bool. Scale the label embedding by a `ConditionGate` (transitional
+            conditioning, `keras_cxr.gan.transition`). No effect without `conditional`.
+            Defaults to False.
 
     Returns:
         keras.Model with inputs `latent` [B, latent_dim] (and `label` [B] int32), output
@@ -65,6 +71,8 @@ def build_generator(
     if conditional:
         label = keras.Input(shape=(), dtype="int32", name="label")
         embedded = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(label)
+        if transitional:
+            embedded = ConditionGate(name="label_gate")(embedded)
         x = keras.layers.Concatenate(name="latent_label_concat")([latent, embedded])
     x = keras.layers.Dense(BASE_SIDE * BASE_SIDE * filters, name="project_dense")(x)
     x = keras.layers.LeakyReLU(negative_slope=0.2, name="project_leaky_relu")(x)

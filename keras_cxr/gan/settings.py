@@ -66,6 +66,9 @@ def check(g) -> None:
     one_of("gan.upsample", g.upsample, UPSAMPLING)
     if not (math.isfinite(g.ema) and 0 <= g.ema < 1):
         raise KerasCXRError(f"`gan.ema` must be in [0, 1) (0: off). Received: ema={g.ema}")
+    if g.transition and not (len(g.transition) == 2 and 0 <= g.transition[0] < g.transition[1] <= g.cdcgan_epochs):
+        raise KerasCXRError(f"`gan.transition` must be empty (off) or [start, end] epochs with 0 <= start < end <= "
+                            f"cdcgan_epochs ({g.cdcgan_epochs}). Received: transition={list(g.transition)}")
     if not g.max_loss > 0:
         raise KerasCXRError(f"`max_loss` must be > 0. Received: max_loss={g.max_loss}")
     _check_tracking(g)

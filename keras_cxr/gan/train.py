@@ -21,21 +21,26 @@ from keras_cxr.kernels.adam import FusedAdam
 from keras_cxr.precision import dtype_policy, for_precision
 
 
-def build_gan(kind: str, config: Config, alpha: float | None = 0.5, majority_label: int = 0) -> GAN:
+def build_gan(kind: str, config: Config, alpha: float | None = 0.5, majority_label: int = 0,
+              steps_per_epoch: int | None = None) -> GAN:
     """The preset's DCGAN or cDCGAN, compiled with the paper's optimizers and BCE loss, on the
     preset's `kernels` (or those of an active `keras_cxr.kernels.use` scope).
-    `majority_label`: the train split's majority class; a cDCGAN's alpha is its share of fake labels."""
+    `majority_label`: the train split's majority class; a cDCGAN's alpha is its share of fake labels.
+    `steps_per_epoch`: turns `gan.transition`'s epochs into G updates; without it a cDCGAN with a
+    transition has its label gates but cannot train (restoring and exporting need no schedule)."""
     g = config.gan
     conditional = kind == "cdcgan"
+    transitional = conditional and bool(g.transition)
+    transition = tuple(e * steps_per_epoch for e in g.transition) if transitional and steps_per_epoch else None
     keras.utils.set_random_seed(g.seed)  # weight init
     with preset(config.kernels) as kernels, dtype_policy(g.precision):
         generator = build_generator(config.image_size, g.latent_dim, g.filters, conditional, embedding_dim=g.embedding_dim,
-                                    upsample=g.upsample)
+                                    upsample=g.upsample, transitional=transitional)
         discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator,
                                             embedding_dim=g.embedding_dim, head=g.discriminator_head,
-                                            spectral_norm=g.spectral_norm)
+                                            spectral_norm=g.spectral_norm, transitional=transitional)
         gan = GAN(generator, discriminator, g.latent_dim, conditional, alpha, g.seed, majority_label=majority_label,
-                  diffaugment=parse_policies(g.diffaugment), ema=g.ema, name=f"{kind}_gan")
+                  diffaugment=parse_policies(g.diffaugment), ema=g.ema, transition=transition, name=f"{kind}_gan")
 
     def adam(learning_rate):
         return for_precision(FusedAdam(learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=kernels.fused_adam),

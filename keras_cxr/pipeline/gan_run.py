@@ -61,6 +61,8 @@ class EpochEnd(keras.callbacks.Callback):
         done = epoch + 1
         row = {"epoch": done, **{k: float(logs[k]) for k in LOG_FIELDS[1:6]},
                "epoch_s": round(seconds, 3), "images_per_s": round(self.images_per_epoch / seconds, 2)}
+        if "label_weight" in logs:  # transitional conditioning: the epoch's mean label weight
+            row["label_weight"] = round(float(logs["label_weight"]), 6)
         self.spans["train_steps"] += seconds
         evaluated = self.probe is not None and (done % self.eval_every == 0 or done == self.last_epoch)
         t = time.perf_counter()
@@ -232,7 +234,8 @@ def _fit(run: RunFolder, config: Config, train, record: GeneratorRecord, verbose
     steps = len(train) // g.batch_size
     images, labels = load_images(train, config.image_size)
     with (strategy or default_strategy()).scope():
-        gan = build_gan(run.spec.kind, config, run.spec.alpha, majority_label=record.majority_label)
+        gan = build_gan(run.spec.kind, config, run.spec.alpha, majority_label=record.majority_label,
+                        steps_per_epoch=steps)
     start = run.restore_latest(gan)
     if start:
         print(f"{run.name}: resuming after epoch {start} of {epochs}")

@@ -223,8 +223,10 @@ class RunFolder:
 
     # The per-epoch log: losses every epoch, quality columns on evaluated epochs.
     def _fields(self, *rows: dict) -> tuple:
-        """The log's columns: the raw G's quality columns only in a run that tracks an average."""
-        return LOG_FIELDS + EVAL_FIELDS + (RAW_FIELDS if any(RAW_FIELDS[0] in r for r in rows) else ())
+        """The log's columns: the raw G's quality columns only in a run that tracks an average, the
+        label weight only in a run with a transition."""
+        return (LOG_FIELDS + EVAL_FIELDS + (RAW_FIELDS if any(RAW_FIELDS[0] in r for r in rows) else ())
+                + (("label_weight",) if any("label_weight" in r for r in rows) else ()))
 
     def append_log(self, row: dict) -> None:
         fields = self._fields(row)
