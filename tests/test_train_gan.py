@@ -24,7 +24,9 @@ def _final_checkpoint(run_dir):
 
 
 def test_resume_matches_uninterrupted_run(tmp_path, tiny_data):
-    config = load_preset("tiny", ["gan.cdcgan_epochs=3"])
+    # With the state a step can carry beyond G, D and Adam: the moving average of G and the
+    # label gates of transitional conditioning (their schedule: tests/test_transition.py).
+    config = load_preset("tiny", ["gan.cdcgan_epochs=3", "gan.ema=0.9", "gan.transition=[1,2]"])
     full = train_gan("cdcgan", config, tmp_path / "full", alpha=0.25, manifest=tiny_data, verbose=0)
     part = train_gan("cdcgan", config, tmp_path / "cut", alpha=0.25, manifest=tiny_data, verbose=0, max_epochs=1)
     assert part["epochs"] == 1 and not (tmp_path / "cut" / "cdcgan_a025" / "done.json").exists()
@@ -37,7 +39,14 @@ def test_resume_matches_uninterrupted_run(tmp_path, tiny_data):
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
     with open(tmp_path / "cut" / "cdcgan_a025" / "log.csv") as fh:
-        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2, 3]
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    # Epoch means of the label weight: 0 in epoch 1, k / S over the S steps of epoch 2, then 1;
+    # every gate (G, D, the average) ends at 1, so the export is the fully conditional generator.
+    steps = len([r for r in csv.DictReader(open(tiny_data)) if r["split"] == "train"]) // config.gan.batch_size
+    np.testing.assert_allclose([float(r["label_weight"]) for r in rows], [0, (steps - 1) / (2 * steps), 1], rtol=1e-5)
+    gates = {k.split("/")[0] for k in a if a[k].shape == () and k != "epoch" and a[k] == 1.0}
+    assert gates == {"g", "d", "g_ema"}, gates
     run = tmp_path / "full" / "cdcgan_a025"
     assert {p.name for p in (run / "samples").iterdir()} >= {"epoch-0003_label0.png", "epoch-0003_label1.png"}
     assert len(list((run / "checkpoints").glob("*.npz"))) == 2  # keep_checkpoints
