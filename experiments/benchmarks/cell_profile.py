@@ -1,15 +1,20 @@
 """Where one quick classifier cell's time goes, against the bare train step, in one run.
 
-    python experiments/benchmarks/cell_profile.py [--manifest M] [--models DIR] [--steps 20]
+    python experiments/benchmarks/cell_profile.py [--manifest M] [--models DIR] [--steps 8]
 
 Runs quick-preset cells the way `evaluate-all` runs them (one `ClassifierSession`, `run_cell`),
 on the committed quick split and generators by default: baseline seed 0 (the process's first
 cell: the validation and predict functions are traced in it), dcgan seed 0 (generated images
-from the SavedModel) and baseline seed 1 (steady state). Around them, the bare step: the same
-compiled train function on one cached batch (`train_on_batch`), median of `--steps` steps,
-before and after the cells. Each cell's spans come from its own record (`timings_s`: resample,
-dataset, per epoch train and validation, test, weights). `cell_vs_step` is the cell's images/s
-(train images x epochs over the cell's whole wall time) over the bare step's images/s.
+from the SavedModel) and baseline seed 1 (steady state). Each cell's spans come from its own
+record (`timings_s`: resample, dataset, per epoch train and validation, test, weights).
+
+The bare step is the same network's compiled train function on one cached batch
+(`train_on_batch` on a twin model, so the cell's own model is never touched). This host's speed
+drifts up to 2x within a minute, so the bare step is timed in bursts of `--steps` steps at the
+start and end of every epoch of every cell (a session callback), and each cell is compared with
+the bursts taken during it. `cell_vs_step` is the cell's images/s (train images x epochs over
+the cell's wall time, bursts left out) over the bare step's images/s in those bursts (images
+over seconds, all bursts together).
 
 Writes results/cell_profile.{json,md}. Not a test: numbers depend on the host.
 """
@@ -18,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -30,6 +34,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))  # the sibling bench.py
 
 import bench  # noqa: E402
+import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_cxr.classify.datasets import Splits  # noqa: E402
@@ -43,58 +48,74 @@ CELLS = (("baseline", 0, "first cell of the process"), ("dcgan", 0, "generated i
          ("baseline", 1, "steady state"))
 
 
-def bare_step(model, batch_size: int, size: int, steps: int) -> float:
-    """Median seconds of the compiled train step on one cached batch."""
-    x = tf.random.stateless_uniform((batch_size, size, size, 1), [0, 1])
-    y = tf.one_hot(tf.zeros(batch_size, tf.int32), 2)
-    w = tf.ones(batch_size)
-    for _ in range(3):
-        model.train_on_batch(x, y, sample_weight=w)
-    times = []
-    for _ in range(steps):
+class BareBursts(keras.callbacks.Callback):
+    """Times `steps` bare train steps of a twin model before each epoch and after the last. It
+    comes first in the session's callbacks, so the cell's epoch timings never include a burst."""
+
+    def __init__(self, twin, batch_size: int, size: int, steps: int):
+        super().__init__()
+        self.twin, self.steps = twin, steps
+        self.batch = (tf.random.stateless_uniform((batch_size, size, size, 1), [0, 1]),
+                      tf.one_hot(tf.zeros(batch_size, tf.int32), 2), tf.ones(batch_size))
+        for _ in range(3):  # tracing and first-call allocation
+            self._step()
+        self.bursts: list[float] = []  # seconds of each burst (`steps` steps)
+
+    def _step(self):
+        x, y, w = self.batch
+        self.twin.train_on_batch(x, y, sample_weight=w)
+
+    def burst(self):
         t = time.perf_counter()
-        model.train_on_batch(x, y, sample_weight=w)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for _ in range(self.steps):
+            self._step()
+        self.bursts.append(time.perf_counter() - t)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.burst()
+
+    def on_train_end(self, logs=None):
+        self.burst()
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--manifest", default=str(REPO / "experiments/results/quick/data/manifest.csv"))
     p.add_argument("--models", default=str(REPO / "experiments/results/quick/models"))
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=8, help="bare steps per burst")
     args = p.parse_args()
-    config = load_preset("quick")
+    # The committed quick generators are one per row (made before `generator_per_seed`).
+    config = load_preset("quick", ["classifier.generator_per_seed=false"])
     c = config.classifier
     t = time.perf_counter()
     splits = Splits.load(args.manifest, config.image_size)
     load_s = time.perf_counter() - t
+    bursts = BareBursts(ClassifierSession(config).model, c.batch_size, config.image_size, args.steps)
     t = time.perf_counter()
-    session = ClassifierSession(config)
+    session = ClassifierSession(config, callbacks=[bursts])
     build_s = time.perf_counter() - t
-    before = bare_step(session.model, c.batch_size, config.image_size, args.steps)
-    print(f"bare step {before * 1e3:.0f} ms", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as out:
         for method, seed, note in CELLS:
+            first = len(bursts.bursts)
             t = time.perf_counter()
             record = run_cell(method, seed, config, splits, out, args.models, session=session)
-            wall = time.perf_counter() - t
+            mine = bursts.bursts[first:]
+            wall = time.perf_counter() - t - sum(mine)
             images = record["train_images_per_epoch"] * c.epochs
+            step_ips = c.batch_size * len(mine) * args.steps / sum(mine)
             rows.append({"method": method, "seed": seed, "note": note, "wall_s": round(wall, 2),
-                         "images": images, "images_per_s": images / wall, "timings_s": record["timings_s"]})
-            print(f"{method} seed {seed}: {wall:.1f} s, {images / wall:.1f} images/s", flush=True)
-    after = bare_step(session.model, c.batch_size, config.image_size, args.steps)
-    step_ips = c.batch_size / statistics.mean([before, after])
-    for r in rows:
-        r["cell_vs_step"] = round(r["images_per_s"] / step_ips, 3)
+                         "images": images, "images_per_s": round(images / wall, 1),
+                         "bare_step_images_per_s": round(step_ips, 1),
+                         "bare_burst_ms_per_step": [round(b / args.steps * 1e3, 1) for b in mine],
+                         "cell_vs_step": round(images / wall / step_ips, 3), "timings_s": record["timings_s"]})
+            print(f"{method} seed {seed}: {wall:.1f} s, {images / wall:.1f} images/s, bare step "
+                  f"{step_ips:.1f} images/s: {rows[-1]['cell_vs_step']:.2f}", flush=True)
     host = {"cpu_model": bench.cpu_model(), "cpus": os.cpu_count(), "avx512f": "avx512f" in cpu_flags(),
             "tensorflow": tf.__version__, "kernels_used": sorted(k for k, v in vars(resolve(config.kernels)).items() if v)}
     result = {"host": host, "preset": "quick", "manifest": args.manifest, "models": args.models,
-              "data_load_s": round(load_s, 2), "session_build_s": round(build_s, 2),
-              "bare_step_ms": {"before": round(before * 1e3, 1), "after": round(after * 1e3, 1)},
-              "bare_step_images_per_s": round(step_ips, 1), "cells": rows,
-              "cell_vs_step": min(r["cell_vs_step"] for r in rows[1:])}
+              "data_load_s": round(load_s, 2), "session_build_s": round(build_s, 2), "steps_per_burst": args.steps,
+              "cells": rows, "cell_vs_step": min(r["cell_vs_step"] for r in rows[1:])}
     write_json(HERE / "results" / "cell_profile.json", result)
     write_text(HERE / "results" / "cell_profile.md", _markdown(result))
     print(f"wrote {HERE / 'results' / 'cell_profile.md'}")
@@ -110,19 +131,20 @@ def _markdown(r: dict) -> str:
              f"split, generators from `{Path(r['models']).relative_to(REPO) if r['models'].startswith(str(REPO)) else r['models']}`. "
              f"One process, as `evaluate-all` runs cells: data loaded once ({r['data_load_s']} s), one compiled "
              f"model ({r['session_build_s']} s to build), reset per cell.", "",
-             f"Bare step (the same compiled train function on one cached batch, median of the steps): "
-             f"{r['bare_step_ms']['before']} ms before the cells, {r['bare_step_ms']['after']} ms after: "
-             f"{r['bare_step_images_per_s']} images/s.", "",
-             "| cell | what it shows | wall s | images | images/s | cell_vs_step | resample s | dataset s | "
-             "train s (epochs) | validation s | test s | weights s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"Bare step: the same network's compiled train function on one cached batch (a twin model), "
+             f"{r['steps_per_burst']} steps before every epoch and after the last; each cell is compared with "
+             f"its own bursts, because this host's speed drifts within a minute.", "",
+             "| cell | what it shows | wall s (bursts out) | images | images/s | bare step images/s (bursts, ms/step) "
+             "| cell_vs_step | resample s | dataset s | train s (epochs) | validation s | test s | weights s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in r["cells"]:
         t = c["timings_s"]
         epochs = t.get("epochs", [])
         train = sum(e["train"] for e in epochs)
         val = sum(e["val"] for e in epochs)
         lines.append(f"| {c['method']} seed {c['seed']} | {c['note']} | {c['wall_s']} | {c['images']} | "
-                     f"{c['images_per_s']:.1f} | {c['cell_vs_step']:.2f} | {t.get('resample', 0)} | {t.get('dataset', 0)} | "
+                     f"{c['images_per_s']:.1f} | {c['bare_step_images_per_s']} ({', '.join(map(str, c['bare_burst_ms_per_step']))}) | "
+                     f"{c['cell_vs_step']:.2f} | {t.get('resample', 0)} | {t.get('dataset', 0)} | "
                      f"{train:.1f} ({', '.join(str(e['train']) for e in epochs)}) | {val:.1f} | "
                      f"{t.get('test', 0)} | {t.get('weights', 0)} |")
     lines += ["", f"`cell_vs_step` (the slowest cell after the process's first): **{r['cell_vs_step']:.2f}**. "

@@ -67,9 +67,11 @@ class ClassifierSession:
     freshly built model while the traced functions are reused.
     """
 
-    def __init__(self, config: Config, imagenet_weights=None):
+    def __init__(self, config: Config, imagenet_weights=None, callbacks: tuple = ()):
+        """`callbacks`: Keras callbacks every cell's `fit` gets besides its own (a profiler, a
+        progress display); they must not touch the model, or cells stop being reproducible."""
         c = config.classifier
-        self.config, self.imagenet_weights = config, imagenet_weights
+        self.config, self.imagenet_weights, self.callbacks = config, imagenet_weights, tuple(callbacks)
         if imagenet_weights and backbone(c.backbone).load_imagenet is None:
             raise KerasCXRError(f"backbone {c.backbone!r} has no ImageNet weight loader; use --weights scratch")
         with preset(config.kernels) as kernels, dtype_policy(c.precision):  # (loss scaling under mixed_float16)

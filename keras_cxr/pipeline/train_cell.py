@@ -62,7 +62,7 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     best, epoch_times = KeepBestWeights(), EpochTimes()
     t1 = time.perf_counter()
     history = model.fit(ds, validation_data=eval_dataset(*splits.val, c.batch_size), epochs=c.epochs,
-                        callbacks=[best, epoch_times], verbose=verbose, shuffle=False)
+                        callbacks=[*session.callbacks, best, epoch_times], verbose=verbose, shuffle=False)
     train_s = time.perf_counter() - t1
     scores, metrics = _test(model, splits, c.batch_size)
     val_scores = _scores(model, splits.val, c.batch_size)[0]  # what a threshold control tunes on
