@@ -32,13 +32,22 @@ def test_reused_session_equals_fresh_model(tmp_path):
     manifest = prepare_manifest(config, tmp_path)
     splits = Splits.load(manifest, config.image_size)
     fresh = train_classifier("oversample", 3, config, splits, tmp_path / "a")
-    session = ClassifierSession(config)
+    import keras
+
+    class Epochs(keras.callbacks.Callback):  # a session's extra callback (a profiler, say) sees every epoch
+        begun = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            Epochs.begun += 1
+
+    session = ClassifierSession(config, callbacks=[Epochs()])
     # Dirty it, and keep seed 3's initial weights: the second cell reuses them and the twin the
     # weights are saved from, where a fresh model builds both.
     train_classifier("undersample", 3, config, splits, tmp_path / "b", session=session)
     reused = train_classifier("oversample", 3, config, splits, tmp_path / "b", session=session)
     assert reused["metrics"]["confusion_matrix"] == fresh["metrics"]["confusion_matrix"]
     assert reused["test_scores"] == fresh["test_scores"]
+    assert Epochs.begun == 2 * config.classifier.epochs
     np.testing.assert_allclose(reused["history"]["loss"], fresh["history"]["loss"], rtol=1e-4)
     import h5py
 
