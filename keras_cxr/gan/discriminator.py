@@ -82,12 +82,7 @@ def build_discriminator(
     x = keras.layers.Flatten(name="flatten")(x)
     if variant == "balde":
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    # float32 under any mixed-precision policy: the BCE loss needs probabilities near 0 and 1.
-    if not projection:
-        prob = sn(keras.layers.Dense(1, activation="sigmoid", name="output_dense", dtype="float32"))(x)
-    else:
-        logit = sn(keras.layers.Dense(1, name="output_dense", dtype="float32"))(x)
-        prob = _projection(logit, x, label, num_classes, transitional)
+    prob = _output(x, sn, label if projection else None, num_classes, transitional)
     name = name or ("conditional_discriminator" if conditional else "discriminator")
     return keras.Model([image, label] if conditional else image, prob, name=name)
 
@@ -100,6 +95,15 @@ def _label_plane(image, label, image_size: int, num_classes: int, embedding_dim:
     if gated:
         y = ConditionGate(name="label_gate")(y)
     return keras.layers.Concatenate(name="image_label_concat")([image, y])
+
+
+def _output(features, sn, label, num_classes: int, gated: bool):
+    """D's probability: Dense(1, sigmoid), or with a `label` the projection head. float32 under any
+    mixed-precision policy: the BCE loss needs probabilities near 0 and 1."""
+    if label is None:
+        return sn(keras.layers.Dense(1, activation="sigmoid", name="output_dense", dtype="float32"))(features)
+    logit = sn(keras.layers.Dense(1, name="output_dense", dtype="float32"))(features)
+    return _projection(logit, features, label, num_classes, gated)
 
 
 def _projection(logit, features, label, num_classes: int, gated: bool):
