@@ -10,9 +10,9 @@ record (`timings_s`: resample, dataset, per epoch train and validation, test, we
 
 The bare step is the same network's compiled train function on one cached batch
 (`train_on_batch` on a twin model, so the cell's own model is never touched). This host's speed
-drifts up to 2x within a minute, so the bare step is timed in bursts of `--steps` steps at the
-start and end of every epoch of every cell (a session callback), and each cell is compared with
-the bursts taken during it. `cell_vs_step` is the cell's images/s (train images x epochs over
+drifts up to 2x within a minute, so the bare step is timed in bursts of `--steps` steps before
+every epoch, after every `--every` train batches and after the last epoch (a session callback),
+and each cell is compared with the bursts taken during it, spread evenly through its time. `cell_vs_step` is the cell's images/s (train images x epochs over
 the cell's wall time, bursts left out) over the bare step's images/s in those bursts (images
 over seconds, all bursts together).
 
@@ -35,6 +35,7 @@ sys.path.insert(0, str(HERE))  # the sibling bench.py
 
 import bench  # noqa: E402
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_cxr.classify.datasets import Splits  # noqa: E402
@@ -49,30 +50,42 @@ CELLS = (("baseline", 0, "first cell of the process"), ("dcgan", 0, "generated i
 
 
 class BareBursts(keras.callbacks.Callback):
-    """Times `steps` bare train steps of a twin model before each epoch and after the last. It
-    comes first in the session's callbacks, so the cell's epoch timings never include a burst."""
+    """Times `steps` bare train steps of a twin model before each epoch, after every `every`
+    train batches and after the last epoch. It comes first in the session's callbacks, so a
+    burst before an epoch is outside that epoch's timing; the bursts inside an epoch are summed
+    per epoch (`inside`), to be taken out of it."""
 
-    def __init__(self, twin, batch_size: int, size: int, steps: int):
+    def __init__(self, twin, batch_size: int, size: int, steps: int, every: int):
         super().__init__()
-        self.twin, self.steps = twin, steps
+        self.twin, self.steps, self.every = twin, steps, every
         self.batch = (tf.random.stateless_uniform((batch_size, size, size, 1), [0, 1]),
                       tf.one_hot(tf.zeros(batch_size, tf.int32), 2), tf.ones(batch_size))
         for _ in range(3):  # tracing and first-call allocation
             self._step()
         self.bursts: list[float] = []  # seconds of each burst (`steps` steps)
+        self.inside: list[float] = []  # per epoch of the current cell: seconds of the bursts within it
 
     def _step(self):
         x, y, w = self.batch
         self.twin.train_on_batch(x, y, sample_weight=w)
 
-    def burst(self):
+    def burst(self) -> float:
         t = time.perf_counter()
         for _ in range(self.steps):
             self._step()
         self.bursts.append(time.perf_counter() - t)
+        return self.bursts[-1]
+
+    def on_train_begin(self, logs=None):
+        self.inside = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self.burst()
+        self.inside.append(0.0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every == 0:
+            self.inside[-1] += self.burst()
 
     def on_train_end(self, logs=None):
         self.burst()
@@ -82,7 +95,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--manifest", default=str(REPO / "experiments/results/quick/data/manifest.csv"))
     p.add_argument("--models", default=str(REPO / "experiments/results/quick/models"))
-    p.add_argument("--steps", type=int, default=8, help="bare steps per burst")
+    p.add_argument("--steps", type=int, default=4, help="bare steps per burst")
+    p.add_argument("--every", type=int, default=10, help="a burst after every this many train batches too")
     args = p.parse_args()
     # The committed quick generators are one per row (made before `generator_per_seed`).
     config = load_preset("quick", ["classifier.generator_per_seed=false"])
@@ -90,7 +104,7 @@ def main() -> int:
     t = time.perf_counter()
     splits = Splits.load(args.manifest, config.image_size)
     load_s = time.perf_counter() - t
-    bursts = BareBursts(ClassifierSession(config).model, c.batch_size, config.image_size, args.steps)
+    bursts = BareBursts(ClassifierSession(config).model, c.batch_size, config.image_size, args.steps, args.every)
     t = time.perf_counter()
     session = ClassifierSession(config, callbacks=[bursts])
     build_s = time.perf_counter() - t
@@ -108,18 +122,26 @@ def main() -> int:
                          "images": images, "images_per_s": round(images / wall, 1),
                          "bare_step_images_per_s": round(step_ips, 1),
                          "bare_burst_ms_per_step": [round(b / args.steps * 1e3, 1) for b in mine],
-                         "cell_vs_step": round(images / wall / step_ips, 3), "timings_s": record["timings_s"]})
+                         "cell_vs_step": round(images / wall / step_ips, 3), "timings_s": record["timings_s"],
+                         # each epoch's train seconds without the bursts inside it
+                         "epoch_train_s": [round(e["train"] - b, 2) for e, b in zip(record["timings_s"]["epochs"],
+                                                                                     bursts.inside)]})
             print(f"{method} seed {seed}: {wall:.1f} s, {images / wall:.1f} images/s, bare step "
                   f"{step_ips:.1f} images/s: {rows[-1]['cell_vs_step']:.2f}", flush=True)
     host = {"cpu_model": bench.cpu_model(), "cpus": os.cpu_count(), "avx512f": "avx512f" in cpu_flags(),
             "tensorflow": tf.__version__, "kernels_used": sorted(k for k, v in vars(resolve(config.kernels)).items() if v)}
     result = {"host": host, "preset": "quick", "manifest": args.manifest, "models": args.models,
               "data_load_s": round(load_s, 2), "session_build_s": round(build_s, 2), "steps_per_burst": args.steps,
+              "burst_every_batches": args.every,
               "cells": rows, "cell_vs_step": min(r["cell_vs_step"] for r in rows[1:])}
     write_json(HERE / "results" / "cell_profile.json", result)
     write_text(HERE / "results" / "cell_profile.md", _markdown(result))
     print(f"wrote {HERE / 'results' / 'cell_profile.md'}")
     return 0
+
+
+def _spread(ms: list) -> str:
+    return f"{np.median(ms):.0f}, {min(ms):.0f}-{max(ms):.0f}, {len(ms)}"
 
 
 def _markdown(r: dict) -> str:
@@ -132,20 +154,20 @@ def _markdown(r: dict) -> str:
              f"One process, as `evaluate-all` runs cells: data loaded once ({r['data_load_s']} s), one compiled "
              f"model ({r['session_build_s']} s to build), reset per cell.", "",
              f"Bare step: the same network's compiled train function on one cached batch (a twin model), "
-             f"{r['steps_per_burst']} steps before every epoch and after the last; each cell is compared with "
+             f"{r['steps_per_burst']} steps before every epoch, after every {r['burst_every_batches']} train batches and after the last epoch (epoch times below leave them out); each cell is compared with "
              f"its own bursts, because this host's speed drifts within a minute.", "",
-             "| cell | what it shows | wall s (bursts out) | images | images/s | bare step images/s (bursts, ms/step) "
+             "| cell | what it shows | wall s (bursts out) | images | images/s | bare step images/s (ms/step: median, min-max, bursts) "
              "| cell_vs_step | resample s | dataset s | train s (epochs) | validation s | test s | weights s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in r["cells"]:
         t = c["timings_s"]
         epochs = t.get("epochs", [])
-        train = sum(e["train"] for e in epochs)
+        train = sum(c["epoch_train_s"])
         val = sum(e["val"] for e in epochs)
         lines.append(f"| {c['method']} seed {c['seed']} | {c['note']} | {c['wall_s']} | {c['images']} | "
-                     f"{c['images_per_s']:.1f} | {c['bare_step_images_per_s']} ({', '.join(map(str, c['bare_burst_ms_per_step']))}) | "
+                     f"{c['images_per_s']:.1f} | {c['bare_step_images_per_s']} ({_spread(c['bare_burst_ms_per_step'])}) | "
                      f"{c['cell_vs_step']:.2f} | {t.get('resample', 0)} | {t.get('dataset', 0)} | "
-                     f"{train:.1f} ({', '.join(str(e['train']) for e in epochs)}) | {val:.1f} | "
+                     f"{train:.1f} ({', '.join(map(str, c['epoch_train_s']))}) | {val:.1f} | "
                      f"{t.get('test', 0)} | {t.get('weights', 0)} |")
     lines += ["", f"`cell_vs_step` (the slowest cell after the process's first): **{r['cell_vs_step']:.2f}**. "
               "The first cell also traces the validation and predict functions."]
