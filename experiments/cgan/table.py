@@ -178,8 +178,9 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
                f"Real minority test images' fidelity under extractor seed 0: {m['fidelity_real_minority']:.3f} "
                "(fidelity rel divides by it). Near-copies: " + m["near_copy_rule"]
                + f" ({m['near_copy_threshold_rmse']:.4f}).",
-               f"CPU: {rows[0]['cpu']}; wall is the run's training and tracking, two TensorFlow op threads on a "
-               "machine shared with other work (so a wall time says little about the recipe's own cost).",
+               f"CPU: {rows[0]['cpu']}; wall is the run's training and tracking, on one or two TensorFlow op threads "
+               "(each run's sittings.json says which) on a machine shared with other work, so a wall time says "
+               "little about the recipe's own cost.",
                "(plain EMA): trained before the average warmed up; its ema columns and its measured generator are "
                "the plain 0.999 average, not comparable with the other runs' average."]
     return "\n".join(md) + "\n"
