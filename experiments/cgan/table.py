@@ -125,7 +125,10 @@ def run_row(split: Split, run_dir: Path, variant: str, seed: int) -> dict | None
     export_epoch = json.loads(done.read_text()).get("export_epoch")
     return {"variant": variant, "gan_seed": seed, "minority_pct": int(split.dir.name[1:]),
             "export_epoch": export_epoch, "grids": _grids(run_dir, split.dir, variant, seed, export_epoch), "tracked": tracked,
-            "measured": measured, "wall_s": round(sum(s["wall_s"] for s in sittings), 1),
+            "measured": measured,
+            # The train steps' seconds from the log, whole across resumes (a killed sitting logs no wall time).
+            "train_steps_s": round(sum(float(r["epoch_s"]) for r in rows), 1),
+            "threads": sorted({str(s.get("threads")) for s in sittings}),
             "cpu": sittings[-1]["cpu"] if sittings else None}
 
 
@@ -153,7 +156,7 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
           "best epoch), Frechet / real-vs-real per extractor seed 0, 1, 2.", "",
           "| variant | GAN seed | raw: epoch | raw: FD ratio | raw: fidelity rel | ema: epoch | ema: FD ratio | "
           "ema: fidelity rel | measured FD ratio per extractor | KID | precision | recall | fidelity rel | "
-          "near-copies | wall (min) |", "|" + "---|" * 15]
+          "near-copies | train steps (min) |", "|" + "---|" * 15]
     for r in rows:
         t, m = r["tracked"], r["measured"]
         cells = [r["variant"], str(r["gan_seed"])]
@@ -163,7 +166,7 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
             cells[5] += " (plain EMA)"
         cells += [" / ".join(_fmt(v) for v in m["frechet_ratio_per_extractor"]), _fmt(m["kid"], 4),
                   _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["fidelity_rel"]), str(m["near_copies"]),
-                  _fmt(r["wall_s"] / 60, 1)]
+                  _fmt(r["train_steps_s"] / 60, 1) + f" ({'/'.join(r['threads'])} thr)"]
         md.append("| " + " | ".join(cells) + " |")
     md += ["", "Sample grids of each exported generator (epoch as in the table; fixed latents; label 0 normal, "
            "label 1 pneumonia):", ""]
@@ -178,9 +181,9 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
                f"Real minority test images' fidelity under extractor seed 0: {m['fidelity_real_minority']:.3f} "
                "(fidelity rel divides by it). Near-copies: " + m["near_copy_rule"]
                + f" ({m['near_copy_threshold_rmse']:.4f}).",
-               f"CPU: {rows[0]['cpu']}; wall is the run's training and tracking, on one or two TensorFlow op threads "
-               "(each run's sittings.json says which) on a machine shared with other work, so a wall time says "
-               "little about the recipe's own cost.",
+               f"CPU: {rows[0]['cpu']}; train steps: the sum of the log's epoch times (tracking, grids and "
+               "checkpoints not included), on 1 or 2 TensorFlow op threads (thr) on a machine shared with other "
+               "work, so it says little about the recipe's own cost.",
                "(plain EMA): trained before the average warmed up; its ema columns and its measured generator are "
                "the plain 0.999 average, not comparable with the other runs' average."]
     return "\n".join(md) + "\n"
