@@ -29,3 +29,16 @@ def test_results_warn_when_cells_come_from_mixed_code_or_versions():
     assert "1 cell(s) record no provenance" in mixed
     dirty = "\n".join(provenance_lines([_cell("a" * 40, dirty=True)]))
     assert "aaaaaaaaaaaa with uncommitted changes" in dirty and "come from code with uncommitted changes" in dirty
+
+
+def test_a_long_command_logs_its_sitting_with_the_code_it_ran(tmp_path):
+    import json
+    import sys
+
+    from keras_cxr.pipeline.provenance import code_version, run_logged
+
+    assert run_logged([sys.executable, "-c", "raise SystemExit(3)"], tmp_path) == 3
+    assert run_logged([sys.executable, "-c", "pass"], tmp_path) == 0
+    sittings = json.loads((tmp_path / "sittings.json").read_text())
+    assert [s["exit"] for s in sittings] == [3, 0]
+    assert all(s["commit"] == code_version()["commit"] and "dirty" in s and s["wall_s"] >= 0 for s in sittings)

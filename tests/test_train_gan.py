@@ -41,10 +41,10 @@ def test_resume_matches_uninterrupted_run(tmp_path, tiny_data):
     with open(tmp_path / "cut" / "cdcgan_a025" / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-    # Epoch means of the label weight: 0 in epoch 1, k / S over the S steps of epoch 2, then 1;
+    # Epoch means of the label weight: 0 in epoch 1, k / S for k = 1..S over the S steps of epoch 2, then 1;
     # every gate (G, D, the average) ends at 1, so the export is the fully conditional generator.
     steps = len([r for r in csv.DictReader(open(tiny_data)) if r["split"] == "train"]) // config.gan.batch_size
-    np.testing.assert_allclose([float(r["label_weight"]) for r in rows], [0, (steps - 1) / (2 * steps), 1], rtol=1e-5)
+    np.testing.assert_allclose([float(r["label_weight"]) for r in rows], [0, (steps + 1) / (2 * steps), 1], rtol=1e-5)
     gates = {k.split("/")[0] for k in a if a[k].shape == () and k != "epoch" and a[k] == 1.0}
     assert gates == {"g", "d", "g_ema"}, gates
     run = tmp_path / "full" / "cdcgan_a025"
@@ -193,9 +193,10 @@ MIRRORED = textwrap.dedent("""
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     config = load_preset("tiny", ["gan.cdcgan_epochs=2"])
     r = train_gan("cdcgan", config, sys.argv[2], manifest=sys.argv[1], verbose=0, strategy=strategy)
-    # The issue 23 settings that add state to a step: the moving average and spectral norm's u.
+    # The issue 23 settings that add state to a step: the moving average, spectral norm's u and
+    # the label gates of a transition (set in the replicas' step).
     extra = load_preset("tiny", ["gan.cdcgan_epochs=2", "gan.ema=0.9", "gan.spectral_norm=true",
-                                 "gan.discriminator_head=projection"])
+                                 "gan.discriminator_head=projection", "gan.transition=[1,2]"])
     train_gan("cdcgan", extra, sys.argv[2] + "_recipe", manifest=sys.argv[1], verbose=0, strategy=strategy)
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, **r}))
 """)
@@ -212,6 +213,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_data):
     for out in ("out", "out_recipe"):
         rows = list(csv.DictReader(open(tmp_path / out / "cdcgan_a050" / "log.csv")))
         assert len(rows) == 2 and all(np.isfinite(float(r["g_loss"])) for r in rows)
+    # The replicas set the label gates: 0 through epoch 1, then rising to 1 at the run's last step.
+    weights = [float(r["label_weight"]) for r in rows]
+    assert weights[0] == 0 and 0.5 < weights[1] < 1, weights
 
 
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])

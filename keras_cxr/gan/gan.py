@@ -54,7 +54,8 @@ class GAN(keras.Model):
             linger in the average of a short run. 0 keeps none. Defaults to 0 (the paper).
         transition: (start, end) or None. Transitional conditioning (`keras_cxr.gan.transition`):
             before each step, every `ConditionGate` of G, D (and the average) is set to the
-            label weight of G's update count, 0 up to `start`, rising to 1 at `end`. Needs G and
+            label weight of the step's G update n (from 1): 0 up to n = `start`, rising to 1 at
+            n = `end`. Needs G and
             D built with `transitional=True`. Defaults to None (the labels always fully in).
     """
 
@@ -213,9 +214,10 @@ class GAN(keras.Model):
             average.assign(decay * average + (1.0 - decay) * tf.cast(weight, average.dtype))
 
     def set_label_weight(self):
-        """Transitional conditioning: every gate of G, D and the average <- lambda(G's updates so
-        far). Returns lambda."""
-        weight = label_weight(self.g_optimizer.iterations, *self.transition)
+        """Transitional conditioning: every gate of G, D and the average <- lambda of this step's
+        G update (its number, counting from 1), so the step numbered `end` is the first with all
+        of the label. Returns lambda."""
+        weight = label_weight(self.g_optimizer.iterations + 1, *self.transition)
         for gate in self._gates:
             gate.assign(weight)
         return weight

@@ -6,7 +6,7 @@ quick cDCGANs sit far from real images while the DCGAN on the same budget gets c
 remedy: train unconditionally first, so both labels' images share what they have in common, then
 raise the weight of the label information from 0 to 1 over a stretch of steps:
 
-    lambda_t = min(1, max(0, (t - start) / (end - start)))     (t: G's updates so far)
+    lambda_n = min(1, max(0, (n - start) / (end - start)))     (n: the step's G update, from 1)
 
 Here every place a label enters G or D is scaled by lambda_t through a `ConditionGate`: G's label
 embedding before it joins z, and D's label input (the concat head's image plane, or the
@@ -25,7 +25,9 @@ from keras_cxr.errors import KerasCXRError
 
 
 def label_weight(step, start: int, end: int):
-    """lambda at G's update count `step` (a tensor or a number): 0 up to `start`, 1 from `end`."""
+    """lambda of G update number `step` (from 1; a tensor or a number): 0 up to `start`, 1 from
+    `end`. With start and end at epoch boundaries, an epoch's last update is the one that
+    reaches them."""
     return ops.clip((ops.cast(step, "float32") - start) / float(end - start), 0.0, 1.0)
 
 

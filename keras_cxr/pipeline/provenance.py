@@ -64,8 +64,8 @@ def provenance() -> dict:
 
 def run_logged(cmd: list[str], folder, cwd=None) -> int:
     """Runs `cmd` (a long experiment command) and appends one sitting to `<folder>/sittings.json`:
-    the command, its start (UTC), wall seconds, exit status, CPU and the op-thread cap. Returns
-    the exit status."""
+    the command, its start (UTC), wall seconds, exit status, CPU, the op-thread cap and the code
+    (commit, uncommitted changes) it ran. Returns the exit status."""
     import json
     import subprocess
     import time
@@ -80,6 +80,6 @@ def run_logged(cmd: list[str], folder, cwd=None) -> int:
     sittings = json.loads(log.read_text()) if log.exists() else []
     sittings.append({"command": " ".join(cmd[1:]), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)),
                      "wall_s": round(time.time() - t0, 1), "exit": rc, "cpu": cpu_model(), "cpus": os.cpu_count(),
-                     "threads": os.environ.get("KERAS_CXR_THREADS", "all")})
+                     "threads": os.environ.get("KERAS_CXR_THREADS", "all"), **code_version()})
     log.write_text(json.dumps(sittings, indent=2) + "\n")
     return rc
