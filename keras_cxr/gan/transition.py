@@ -8,7 +8,7 @@ raise the weight of the label information from 0 to 1 over a stretch of steps:
 
     lambda_n = min(1, max(0, (n - start) / (end - start)))     (n: the step's G update, from 1)
 
-Here every place a label enters G or D is scaled by lambda_t through a `ConditionGate`: G's label
+Here every place a label enters G or D is scaled by lambda_n through a `ConditionGate`: G's label
 embedding before it joins z, and D's label input (the concat head's image plane, or the
 projection head's inner product). At lambda = 0 G and D ignore the labels; at lambda = 1 they are
 the plain cDCGAN. (Their StyleGAN2 code also keeps an unconditional D logit and sums its loss
