@@ -4,10 +4,12 @@ cell around them (resampling, testing, its record) is `keras_cxr.pipeline.train_
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from keras_cxr.classify.backbones import backbone, build_classifier
 from keras_cxr.config import Config
@@ -16,6 +18,31 @@ from keras_cxr.io_utils import atomic_path
 from keras_cxr.kernels import preset, use
 from keras_cxr.kernels.adam import FusedAdam
 from keras_cxr.precision import dtype_policy
+
+
+def seed_cell(seed: int) -> None:
+    """Sets Python's, NumPy's and TensorFlow's global seeds to `seed`, as
+    `keras.utils.set_random_seed` does, but keeps TensorFlow's kernel cache.
+
+    `tf.random.set_seed` ends by clearing every cached kernel, so that stateful random ops run
+    eagerly restart their streams; every traced function is then instantiated again on its next
+    call. For the classifier's train, validation and predict functions that is about 3 s a cell on
+    2 cores, half of a tiny cell (experiments/benchmarks/results/seed_cache.md). A cell runs no
+    stateful random op: its shuffles and augmentation seeds are tf.data ops built after this call,
+    which read their seed pair (global, op) from the global seed set here, and the rest is
+    stateless or NumPy draws keyed on `seed`. So the cell's numbers are those after
+    `keras.utils.set_random_seed` (tested: `test_seed_cell_matches_set_random_seed`, and the
+    matrix identity check).
+    """
+    from tensorflow.python.eager import context  # the eager global seed has no public setter that keeps the cache
+
+    random.seed(seed)
+    np.random.seed(seed)
+    ctx = context.context()
+    if not (hasattr(ctx, "_seed") and hasattr(ctx, "_rng")):  # a TensorFlow whose context differs: the slow, sure way
+        keras.utils.set_random_seed(seed)
+        return
+    ctx._seed, ctx._rng = seed, random.Random(seed)  # what context._set_global_seed does, less its cache clear
 
 
 class KeepBestWeights(keras.callbacks.Callback):
@@ -95,8 +122,9 @@ class ClassifierSession:
         this draws from Keras' global random state (its shuffles, augmentation and generated
         latents are keyed on the seed), so a kept copy trains exactly as a new build would
         (tested: `test_reused_session_equals_fresh_model`)."""
-        keras.utils.set_random_seed(seed)
+        seed_cell(seed)
         if seed not in self._initial:
+            keras.utils.set_random_seed(seed)  # Keras' initializers draw from its seed generator
             with use(self.kernels):
                 fresh = build_classifier(self.config).model
             if self.imagenet_weights:

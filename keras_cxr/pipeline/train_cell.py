@@ -8,11 +8,10 @@ import dataclasses
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from keras_cxr.classify.datasets import Splits, eval_dataset, train_dataset
-from keras_cxr.classify.train import ClassifierSession, EpochTimes, KeepBestWeights
+from keras_cxr.classify.train import ClassifierSession, EpochTimes, KeepBestWeights, seed_cell
 from keras_cxr.config import Config
 from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.identity import folder_sha256
@@ -51,7 +50,7 @@ def train_classifier(method: str, seed: int, config: Config, splits: Splits, out
     # latents) is keyed on `seed` here, before any of them, so a cell's numbers never depend on
     # the cells run before it in the process (resume, --methods order, shards). Methods share
     # the seed's initial weights: paired comparisons differ only by the method.
-    keras.utils.set_random_seed(seed)
+    seed_cell(seed)
     images, labels = splits.train
     rs = get_method(method, config.gan.alphas).resampler(seed, config, models_dir).fit_resample(images, labels)
     resample_s = time.perf_counter() - t0
