@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,11 +128,19 @@ SERVE_CHECK = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("kind", ["dcgan", "cdcgan"])
-def test_export_serves_in_a_tensorflow_only_process(tmp_path, tiny_data, kind):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_data):
+    """One finished 1-epoch run per kind (cDCGAN at alpha 0.75), shared by the tests that only
+    read a run's checkpoint and export."""
+    out = tmp_path_factory.mktemp("trained")
     config = load_preset("tiny", ["gan.dcgan_epochs=1", "gan.cdcgan_epochs=1"])
-    result = train_gan(kind, config, tmp_path, manifest=tiny_data, verbose=0)
-    export = result["export_dir"]
+    return {"dcgan": train_gan("dcgan", config, out, manifest=tiny_data, verbose=0),
+            "cdcgan": train_gan("cdcgan", config, out, alpha=0.75, manifest=tiny_data, verbose=0)}
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "cdcgan"])
+def test_export_serves_in_a_tensorflow_only_process(tmp_path, trained, kind):
+    export = trained[kind]["export_dir"]
     script = tmp_path / "serve_check.py"
     script.write_text(SERVE_CHECK)
     proc = subprocess.run([sys.executable, str(script), export], capture_output=True, text=True, cwd=tmp_path)
@@ -148,17 +157,16 @@ def test_export_serves_in_a_tensorflow_only_process(tmp_path, tiny_data, kind):
     assert ("inputs['label']" in shown.split("signature_def['serving_default']")[1]) == (kind == "cdcgan")
 
 
-def test_in_process_generator_equals_served_images(tmp_path, tiny_data):
+def test_in_process_generator_equals_served_images(trained):
     import tensorflow as tf
 
     from keras_cxr.gan.export import load_generator
     from keras_cxr.pipeline.run_folder import load_checkpoint
     from keras_cxr.gan.train import build_gan
 
-    config = load_preset("tiny", ["gan.cdcgan_epochs=1"])
-    result = train_gan("cdcgan", config, tmp_path, alpha=0.75, manifest=tiny_data, verbose=0)
-    gan = build_gan("cdcgan", config, 0.75)
-    load_checkpoint(gan, tmp_path / "cdcgan_a075" / "checkpoints" / "epoch-0001.npz")
+    result = trained["cdcgan"]
+    gan = build_gan("cdcgan", load_preset("tiny"), 0.75)
+    load_checkpoint(gan, Path(result["run_dir"]) / "checkpoints" / "epoch-0001.npz")
     latent = tf.random.stateless_normal([6, 100], [1, 2])
     labels = tf.constant([0, 1, 0, 1, 1, 1], tf.int32)
     expected = np.clip(gan.generator([latent, labels]).numpy(), 0, 1)
@@ -168,9 +176,8 @@ def test_in_process_generator_equals_served_images(tmp_path, tiny_data):
     assert record.alpha == 0.75 and record.image_size == 32
 
 
-def test_generate_cli(tmp_path, tiny_data, capsys):
-    config = load_preset("tiny", ["gan.dcgan_epochs=1"])
-    result = train_gan("dcgan", config, tmp_path, manifest=tiny_data, verbose=0)
+def test_generate_cli(tmp_path, trained, capsys):
+    result = trained["dcgan"]
     out = tmp_path / "pngs"
     assert main(["generate", "--generator", result["export_dir"], "--n", "300", "--label", "1", "--out", str(out)]) == 0
     files = sorted(out.glob("*.png"))
