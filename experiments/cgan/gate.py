@@ -24,16 +24,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from keras_cxr.gan.selection import best_row  # noqa: E402
+from keras_cxr.gan.selection import best_row, rank  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from table import log_view  # noqa: E402
 
 GATE = 0.9
-
-
-def _rows(log: Path, prefix: str) -> list[dict]:
-    """The tracked rows of a log, with the average's (prefix "") or the raw G's ("raw_") columns."""
-    keys = ("fd", "fidelity_label0", "fidelity_label1")
-    return [{"epoch": int(r["epoch"]), **{k: float(r[prefix + k]) for k in keys}}
-            for r in csv.DictReader(log.open()) if r.get(prefix + "fd") not in (None, "")]
 
 
 def main() -> int:
@@ -58,15 +54,16 @@ def main() -> int:
         # The real train-vs-test distance under the seed-0 extractor, as results.md divides by.
         real_fd = json.loads((run.parent / "quality.json").read_text())["real_vs_real_per_extractor"][0]
         for g, prefix in (("average", ""), ("raw", "raw_")):
-            rows = _rows(run / "log.csv", prefix)
+            with open(run / "log.csv", newline="") as fh:
+                rows = log_view(list(csv.DictReader(fh)), prefix)
             if not rows:
                 continue
             absolute = best_row(rows, True, GATE)
             scaled = [{**r, "fidelity_label0": r["fidelity_label0"] / real[0],
                        "fidelity_label1": r["fidelity_label1"] / real[1]} for r in rows]
             relative = best_row(scaled, True, GATE)
-            n_abs = sum(min(r["fidelity_label0"], r["fidelity_label1"]) >= GATE for r in rows)
-            n_rel = sum(min(r["fidelity_label0"], r["fidelity_label1"]) >= GATE for r in scaled)
+            n_abs = sum(rank(r, True, GATE)[0] == 1 for r in rows)  # the export rule's own test of the gate
+            n_rel = sum(rank(r, True, GATE)[0] == 1 for r in scaled)
             lines.append(f"| {variant} | {seed} | {g} | {n_abs} of {len(rows)} | {absolute['epoch']} | "
                          f"{absolute['fd'] / real_fd:.2f} | {n_rel} of {len(rows)} | {relative['epoch']} | "
                          f"{relative['fd'] / real_fd:.2f} |")

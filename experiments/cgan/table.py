@@ -31,13 +31,18 @@ RUN = "cdcgan_a050"
 PLAIN_EMA = {("m25", "base", 0)}
 
 
+def log_view(rows: list[dict], prefix: str) -> list[dict]:
+    """The tracked rows of a log.csv, with the average's (prefix "") or the raw G's ("raw_")
+    quality columns under their plain names, as numbers."""
+    fields = ("fd", "kid", "fidelity_label0", "fidelity_label1")
+    return [{"epoch": int(r["epoch"]), **{f: float(r[prefix + f]) for f in fields}}
+            for r in rows if r.get(prefix + "fd") not in (None, "")]
+
+
 def tracked_best(rows: list[dict], prefix: str, min_fidelity: float) -> dict | None:
     from keras_cxr.gan.selection import best_row
 
-    fields = ("fd", "kid", "fidelity_label0", "fidelity_label1")
-    view = [{"epoch": r["epoch"], **{f: r.get(prefix + f, "") for f in fields}} for r in rows]
-    best = best_row(view, True, min_fidelity)
-    return None if best is None else {"epoch": int(best["epoch"]), **{f: float(best[f]) for f in fields}}
+    return best_row(log_view(rows, prefix), True, min_fidelity)
 
 
 class Split:
