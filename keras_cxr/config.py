@@ -124,7 +124,9 @@ class GANConfig:
         export: str. Which epoch's generator is exported: "last" (the paper) or "best" (the
             tracked best, `keras_cxr.gan.selection`; needs `eval_every` >= 1). Defaults to "last".
         min_label_fidelity: float. A cDCGAN epoch is eligible as "best" only when the extractor
-            recognises at least this share of its generated images of each label. Defaults to 0.9.
+            recognises its generated images of each label at least this many times as often as
+            real test images of that label (relative label fidelity; an absolute bar would be
+            one real images fail). Defaults to 0.9.
             This, `eval_every`, `eval_images` and `export` do not change the trained weights.
     """
 

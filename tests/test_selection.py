@@ -1,6 +1,6 @@
 """The best-epoch rule of `gan.export: best`."""
 
-from keras_cxr.gan.selection import best_row
+from keras_cxr.gan.selection import best_row, relative_fidelity
 
 
 def _row(epoch, fd="", f0="", f1=""):
@@ -26,3 +26,16 @@ def test_cdcgan_without_an_eligible_epoch_takes_the_best_worse_label():
 def test_a_non_finite_frechet_is_never_best():
     rows = [_row(1, "nan"), _row(2, 50.0)]
     assert best_row(rows, conditional=False, min_fidelity=0.9)["epoch"] == "2"
+
+
+def test_cdcgan_gate_is_read_relative_to_real_images_fidelity():
+    # The extractor calls 70% of real normal images normal: generated ones at 0.65 pass a 0.9
+    # gate relative to that (0.93), and the fallback ranks the worse label's relative fidelity.
+    rows = [_row(5, 2.0, 0.65, 0.95), _row(10, 5.0, 0.95, 0.95), _row(15, 1.0, 0.60, 1.0)]
+    assert best_row(rows, conditional=True, min_fidelity=0.9)["epoch"] == "10"
+    assert best_row(rows, conditional=True, min_fidelity=0.9, real_fidelity=(0.7, 1.0))["epoch"] == "5"
+    assert relative_fidelity(rows[0], (0.7, 1.0)) == (0.65 / 0.7, 0.95)
+    # Worse label: 0.50 vs 0.30 absolute; relative to (0.4, 1.0): 0.60 vs 0.75.
+    fallback = [_row(5, 2.0, 0.50, 0.60), _row(10, 5.0, 0.30, 0.80)]
+    assert best_row(fallback, conditional=True, min_fidelity=0.9)["epoch"] == "5"
+    assert best_row(fallback, conditional=True, min_fidelity=0.9, real_fidelity=(0.4, 1.0))["epoch"] == "10"

@@ -55,17 +55,19 @@ def test_tracked_run_exports_its_best_epoch_and_last_on_request(probe_and_config
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == LOG_FIELDS + EVAL_FIELDS and [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert all(r[f] != "" for r in rows for f in EVAL_FIELDS)
-    best = int(best_row(rows, True, config.gan.min_label_fidelity)["epoch"])
+    best = int(best_row(rows, True, config.gan.min_label_fidelity, probe.real_fidelity)["epoch"])
     done = json.loads(run.done_path.read_text())
     assert result["export"] == done["export"] == "best" and done["export_epoch"] == best == done["best"]["epoch"]
     spans = done["timings_s"]  # where the run's time went, by part, adding up to its wall time
     assert spans["tracking"] > 0 and spans["train_steps"] > 0 and sum(spans.values()) == pytest.approx(done["wall_s"], abs=0.5)
     assert GeneratorRecord.read(run.export_dir).export_epoch == best
-    assert [p.name for p in run.best_files()] == [f"epoch-{best:04d}.npz"]
+    assert sorted(run.tracked_epochs()) == [1, 2, 3]  # every tracked epoch's generator is kept
+    assert len(done["real_fidelity"]) == 2 and all(0 <= f <= 1 for f in done["real_fidelity"])
+    assert done["real_fidelity"] == list(probe.real_fidelity)
 
-    # The exported generator is G at the best epoch: same images as G restored from its best file.
+    # The exported generator is G at the best epoch: same images as G restored from its file.
     gan = build_gan("cdcgan", config, 0.25)
-    assert run.load_best(gan) == best
+    assert run.load_tracked(gan, best) == best
     z = np.random.default_rng(0).standard_normal((4, config.gan.latent_dim)).astype(np.float32)
     exported = _served(run.export_dir, z)
     restored = images_from_generator_output(gan.generator([z, np.ones(4, np.int32)], training=False), config.gan.pixel_range)
@@ -78,11 +80,11 @@ def test_tracked_run_exports_its_best_epoch_and_last_on_request(probe_and_config
     back = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0)
     assert (back["export"], back["export_epoch"]) == ("best", best)
 
-    # A run folder as committed (no best/ files, no checkpoints) is reused as it is: done.json
+    # A run folder as committed (no tracked/ files, no checkpoints) is reused as it is: done.json
     # and the export record the chosen epoch.
     import shutil
 
-    shutil.rmtree(run.best_dir)
+    shutil.rmtree(run.tracked_dir)
     shutil.rmtree(run.checkpoint_dir)
     again = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0)
     assert (again["export"], again["export_epoch"]) == ("best", best)
@@ -125,11 +127,11 @@ def test_an_ema_run_tracks_both_exports_the_average_and_resumes_to_the_same_log(
         np.testing.assert_allclose([float(r[f]) for r in cut], [float(r[f]) for r in rows], rtol=1e-3)
     assert resumed["export_epoch"] == full["export_epoch"]
     assert any(k.startswith("g_ema/") for k in read_checkpoint(run.checkpoints()[-1]))
-    assert any(k.startswith("g_ema/") for k in read_checkpoint(run.best_files()[-1]))
+    assert any(k.startswith("g_ema/") for k in read_checkpoint(run.tracked_files()[-1]))
     assert GeneratorRecord.read(run.export_dir).ema == 0.5
     # The export is the average at the best epoch, not the raw G.
     gan = build_gan("cdcgan", config, 0.25)
-    run.load_best(gan)
+    run.load_tracked(gan, full["export_epoch"])
     z = np.random.default_rng(0).standard_normal((4, config.gan.latent_dim)).astype(np.float32)
     labels = np.ones(4, np.int32)
     average, raw = (images_from_generator_output(g([z, labels], training=False), config.gan.pixel_range).numpy()
@@ -139,34 +141,60 @@ def test_an_ema_run_tracks_both_exports_the_average_and_resumes_to_the_same_log(
 
 
 class ScriptedProbe:
-    """A probe whose Frechet distances are given in advance (the real one is tested above): it
-    pins which epoch is best, so the resume bookkeeping can be checked exactly."""
+    """A probe whose Frechet distances (and label fidelities) are given in advance (the real one
+    is tested above): it pins which epoch is best, so the bookkeeping can be checked exactly."""
 
-    def __init__(self, fds):
+    def __init__(self, fds, fidelities=None, real_fidelity=(1.0, 1.0)):
         self.fds = list(fds)
+        self.fidelities = list(fidelities or [(1.0, 1.0)] * len(self.fds))
+        self.real_fidelity = real_fidelity
 
     def __call__(self, generator):
-        return {"fd": self.fds.pop(0), "fidelity_label0": 1.0, "fidelity_label1": 1.0}
+        f0, f1 = self.fidelities.pop(0)
+        return {"fd": self.fds.pop(0), "fidelity_label0": f0, "fidelity_label1": f1}
 
 
-def test_a_best_file_past_the_restored_checkpoint_is_dropped_on_resume(tiny_data, tmp_path):
+def test_a_tracked_file_past_the_restored_checkpoint_is_dropped_on_resume(tiny_data, tmp_path):
     config = load_preset("tiny", TRACKED)
     train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0,
               probe=ScriptedProbe([5.0, 1.0]), max_epochs=2)
     run = RunFolder(tmp_path, GeneratorSpec("cdcgan", 0.25))
-    assert [p.name for p in run.best_files()] == ["epoch-0002.npz"]
-    # A kill after a best file of epoch 3 was written but before epoch 3's checkpoint: the resume
-    # trains epoch 3 again, so that file is not a best of this run.
-    with np.load(run.best_files()[0]) as z:
-        np.savez(run.best_dir / "epoch-0003.npz", **{k: (z[k] if k == "epoch" else z[k] * 0) for k in z.files})
-    resumed = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0, probe=ScriptedProbe([9.0]))
-    assert resumed["export_epoch"] == 2 and [p.name for p in run.best_files()] == ["epoch-0002.npz"]
+    assert [p.name for p in run.tracked_files()] == ["epoch-0001.npz", "epoch-0002.npz"]
+    # A kill after the tracked file of epoch 3 was written but before epoch 3's checkpoint: the
+    # resume trains epoch 3 again, so that file is not this run's epoch 3.
+    with np.load(run.tracked_files()[0]) as z:
+        np.savez(run.tracked_dir / "epoch-0003.npz", **{k: (np.array(3) if k == "epoch" else z[k] * 0) for k in z.files})
+    resumed = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0, probe=ScriptedProbe([0.5]))
+    assert resumed["export_epoch"] == 3 and sorted(run.tracked_epochs()) == [1, 2, 3]
     gan = build_gan("cdcgan", config, 0.25)
-    run.load_best(gan)
+    run.load_tracked(gan, 3)
     z = np.random.default_rng(0).standard_normal((4, config.gan.latent_dim)).astype(np.float32)
     restored = images_from_generator_output(gan.generator([z, np.ones(4, np.int32)], training=False), config.gan.pixel_range)
     np.testing.assert_allclose(_served(run.export_dir, z), restored.numpy(), atol=1e-5)
     assert float(np.abs(restored.numpy() - 0.5).max()) > 0  # not the zeroed impostor's constant output
+
+
+def test_the_gate_is_relative_to_real_images_and_a_finished_run_reexports_under_another(tiny_data, tmp_path):
+    # The extractor recognises 70% of real normal images: 0.65 on generated ones passes a 0.9
+    # relative gate (0.93), though not an absolute one.
+    config = load_preset("tiny", TRACKED)
+    fidelities = [(0.65, 0.95), (0.95, 0.95), (0.60, 1.0)]  # relative to (0.7, 1.0): 0.93, 1.36, 0.86
+    probe = ScriptedProbe([1.0, 5.0, 3.0], fidelities, real_fidelity=(0.7, 1.0))
+    done = train_gan("cdcgan", config, tmp_path, alpha=0.25, manifest=tiny_data, verbose=0, probe=probe)
+    assert done["export_epoch"] == 1 and done["real_fidelity"] == [0.7, 1.0]
+    run = RunFolder(tmp_path, GeneratorSpec("cdcgan", 0.25))
+    assert best_row(run.log_rows(), True, 0.9)["epoch"] == "2"  # what an absolute 0.9 would have picked
+    # A stricter gate on the finished run: re-exported from the kept epoch-2 generator, not retrained.
+    stamp = run.checkpoints()[-1].stat().st_mtime_ns
+    strict = train_gan("cdcgan", load_preset("tiny", TRACKED + ["gan.min_label_fidelity=0.95"]), tmp_path,
+                       alpha=0.25, manifest=tiny_data, verbose=0)
+    assert strict["export_epoch"] == 2 and GeneratorRecord.read(run.export_dir).export_epoch == 2
+    assert run.checkpoints()[-1].stat().st_mtime_ns == stamp
+    gan = build_gan("cdcgan", config, 0.25)
+    run.load_tracked(gan, 2)
+    z = np.random.default_rng(0).standard_normal((4, config.gan.latent_dim)).astype(np.float32)
+    restored = images_from_generator_output(gan.generator([z, np.ones(4, np.int32)], training=False), config.gan.pixel_range)
+    np.testing.assert_allclose(_served(run.export_dir, z), restored.numpy(), atol=1e-5)
 
 
 def test_tracking_without_a_probe_is_a_clear_error(tiny_data, tmp_path):

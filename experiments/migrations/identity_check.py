@@ -6,10 +6,10 @@
 `run` checks REV out into a temporary git worktree and runs there
 `evaluate-all --preset tiny` (11 methods x seeds 0 1, quality tracked every epoch, the best
 epoch exported: what the tests run). `compare` then requires, between the two folders: every
-cell's metrics, per-image test and validation scores and train counts; every GAN checkpoint and
-best-generator file, array by array; every exported generator's metadata and the images it
-makes (16 per label, seed 0, through the SavedModel). It prints one line per kind and exits 1 on
-the first difference.
+cell's metrics, per-image test and validation scores and train counts; every GAN checkpoint,
+and every tracked generator file that both hold (same run and epoch), array by array; every
+exported generator's metadata and the images it makes (16 per label, seed 0, through the
+SavedModel). It prints one line per kind and exits 1 on the first difference.
 """
 
 from __future__ import annotations
@@ -61,13 +61,24 @@ def compare(a: Path, b: Path) -> None:
             if x.get(key) != y.get(key):
                 _fail(f"cell {name}: {key}")
     print(f"same: {len(cells)} cells (metrics, per-image test and validation scores, train counts)")
-    arrays = sorted(p.relative_to(a) for p in a.glob("*/checkpoints/*.npz")) + sorted(p.relative_to(a) for p in a.glob("*/best/*.npz"))
-    if not arrays or arrays != sorted(p.relative_to(b) for p in b.glob("*/checkpoints/*.npz")) + sorted(p.relative_to(b) for p in b.glob("*/best/*.npz")):
-        _fail("the sets of checkpoint and best files")
+    arrays = sorted(p.relative_to(a) for p in a.glob("*/checkpoints/*.npz"))
+    if not arrays or arrays != sorted(p.relative_to(b) for p in b.glob("*/checkpoints/*.npz")):
+        _fail("the sets of checkpoint files")
     for rel in arrays:
         if not _same_arrays(a / rel, b / rel):
             _fail(f"arrays of {rel}")
-    print(f"same: {len(arrays)} GAN checkpoint and best files, array by array")
+    print(f"same: {len(arrays)} GAN checkpoint files, array by array")
+    # Generator files of tracked epochs: `best/` (the best so far, before every tracked epoch's
+    # generator was kept) or `tracked/` (all of them). Those of one run and epoch in both must agree.
+    gens = [{(p.parts[-3], p.name): p for d in ("best", "tracked") for p in x.glob(f"*/{d}/*.npz")} for x in (a, b)]
+    shared = sorted(set(gens[0]) & set(gens[1]))
+    if not shared:
+        _fail("the tracked generator files (none in common)")
+    for key in shared:
+        if not _same_arrays(gens[0][key], gens[1][key]):
+            _fail(f"arrays of tracked generator {key[0]}/{key[1]}")
+    print(f"same: {len(shared)} tracked generator files of the same run and epoch, array by array "
+          f"({len(gens[0])} in {a.name}, {len(gens[1])} in {b.name})")
     from keras_cxr.gan.export import generate_images
 
     models = sorted(p.parent.relative_to(a) for p in a.glob("models/*/1/saved_model.pb"))

@@ -36,8 +36,14 @@ def image_set_quality(real_features: np.ndarray, gen_features: np.ndarray, gen_p
     kid, kid_sd = kernel_inception_distance(real_features, gen_features, seed=kid_seed)
     out = {"frechet": frechet_distance(real_features, gen_features), "kid": kid, "kid_sd": kid_sd}
     if gen_probs is not None and label is not None:
-        out["fidelity"] = float((np.asarray(gen_probs).argmax(1) == label).mean())
+        out["fidelity"] = label_fidelity(gen_probs, label)
     return out
+
+
+def label_fidelity(probs: np.ndarray, label: int) -> float:
+    """The share of images whose most probable class is `label` (of generated images: label
+    fidelity; of real images of that label: the extractor's recall of it, the scale of the former)."""
+    return float((np.asarray(probs).argmax(1) == label).mean())
 
 
 def _poly_kernel(x, y):

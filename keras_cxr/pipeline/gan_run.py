@@ -21,7 +21,7 @@ from keras_cxr.gan.export import export_generator, images_from_generator_output
 from keras_cxr.gan.gan import GAN
 from keras_cxr.gan.grid import save_grid
 from keras_cxr.gan.record import GeneratorRecord
-from keras_cxr.gan.selection import best_row
+from keras_cxr.gan.selection import ABSOLUTE, best_row
 from keras_cxr.gan.settings import check_image_size
 from keras_cxr.gan.train import DivergenceGuard, build_gan, real_batches
 from keras_cxr.identity import records_sha256
@@ -35,19 +35,19 @@ class GANDivergedError(KerasCXRError):
 
 class EpochEnd(keras.callbacks.Callback):
     """Per completed epoch: the quality evaluation (when due), the CSV row, the sample grids, the
-    best generator (when this epoch is the new best), then the checkpoint. In that order, so a
-    checkpoint always has its log row and its best file; rows and best files past the restored
-    checkpoint are dropped on resume. `spans` adds up this sitting's seconds per part (train
-    steps, tracking, sample grids, log/best/checkpoint files): where a run's time goes."""
+    tracked generator (when evaluated), then the checkpoint. In that order, so a checkpoint always
+    has its log row and its tracked file; rows and tracked files past the restored checkpoint are
+    dropped on resume. `spans` adds up this sitting's seconds per part (train
+    steps, tracking, sample grids, log/tracked/checkpoint files): where a run's time goes."""
 
     def __init__(self, run: RunFolder, guard: DivergenceGuard, fixed_latents: np.ndarray, conditional: bool,
                  pixel_range: str, keep: int, images_per_epoch: int, probe=None, eval_every: int = 0,
-                 last_epoch: int = 0, min_fidelity: float = 0.9):
+                 last_epoch: int = 0):
         super().__init__()
         self.run, self.guard, self.keep = run, guard, keep
         self.fixed_latents, self.conditional, self.pixel_range = fixed_latents, conditional, pixel_range
         self.images_per_epoch = images_per_epoch
-        self.probe, self.eval_every, self.last_epoch, self.min_fidelity = probe, eval_every, last_epoch, min_fidelity
+        self.probe, self.eval_every, self.last_epoch = probe, eval_every, last_epoch
         self.t0 = time.perf_counter()
         self.spans = {"train_steps": 0.0, "tracking": 0.0, "sample_grids": 0.0, "files": 0.0}
 
@@ -78,11 +78,8 @@ class EpochEnd(keras.callbacks.Callback):
         self.save_samples(done)
         t = self._span("sample_grids", t)
         if evaluated:
-            best = best_row(self.run.log_rows(), self.conditional, self.min_fidelity)
-            if best is not None and int(best["epoch"]) == done:
-                self.run.save_best(self.model, done)
+            self.run.save_tracked(self.model, done)
         self.run.save_checkpoint(self.model, done, self.keep)
-        self.run.prune_best(done)
         self._span("files", t)
 
     def _span(self, name: str, since: float) -> float:
@@ -136,7 +133,9 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
         max_epochs: int or None. Stop after this epoch this time (the run stays resumable);
             used to simulate an interruption. Defaults to None.
         probe: callable generator -> dict of quality columns (`keras_cxr.pipeline.tracking`);
-            required when `gan.eval_every` >= 1, called every `eval_every` epochs and at the last.
+            required when `gan.eval_every` >= 1, called every `eval_every` epochs and at the last;
+            its `real_fidelity` (the extractor's fidelity on real images of label 0 and 1) scales
+            a cDCGAN's export gate.
         gan_seed: int or None. Train with this `gan.seed` as a generator of its own, named
             `<name>_g<seed>` (`classifier.generator_per_seed`); None: the preset's seed, plain name.
 
@@ -195,14 +194,17 @@ def _plan(spec: GeneratorSpec, config: Config, records, class_names, source) -> 
 
 def _reexport_if_needed(run: RunFolder, config: Config, record: GeneratorRecord, done: dict) -> dict:
     """A finished run: exports its generator again when the export is gone or the `gan.export`
-    rule now picks another epoch (`--export last` after `best`, or back)."""
+    rule now picks another epoch (`--export last` after `best`, or back; another
+    `gan.min_label_fidelity`)."""
     rule = config.gan.export
     wanted = record.epochs
-    if rule == "best":  # a run folder committed without its best/ files still records its choice
-        wanted = run.best_epoch() or (done.get("export_epoch") if done.get("export") == "best" else 0)
+    if rule == "best":  # a run folder committed without its tracked/ files still records its choice
+        real_fidelity = tuple(done.get("real_fidelity", ABSOLUTE))
+        wanted = (_best_epoch(run, config, real_fidelity)
+                  or (done.get("export_epoch") if done.get("export") == "best" else 0))
     if rule == "best" and not wanted:
         raise KerasCXRError(f"{run.name} was trained without quality tracking, so it has no best epoch "
-                            f"({run.best_dir} is empty); export it with --export last")
+                            f"({run.tracked_dir} is empty); export it with --export last")
     current = GeneratorRecord.read(run.export_dir) if run.is_exported() else None
     if current is not None and (current.export, current.export_epoch) == (rule, wanted):
         print(f"{run.name}: already trained ({done['epochs']} epochs); generator (epoch {wanted}) at {run.export_dir}")
@@ -211,18 +213,28 @@ def _reexport_if_needed(run: RunFolder, config: Config, record: GeneratorRecord,
     if run.restore_latest(gan) != record.epochs:
         raise KerasCXRError(f"{run.name} is marked done but its final checkpoint is missing from "
                             f"{run.checkpoint_dir}; delete {run.done_path} to retrain")
-    done = {**done, **_export_chosen(run, gan, record, rule)}
+    done = {**done, **_export_chosen(run, gan, record, rule, wanted)}
     run.mark_done(done)
     print(f"{run.name}: generator of epoch {done['export_epoch']} ({rule}) exported to {run.export_dir}")
     return done
 
 
-def _export_chosen(run: RunFolder, gan: GAN, record: GeneratorRecord, rule: str) -> dict:
-    """Exports the generator `rule` picks ("last": G as it is; "best": the tracked best); returns
-    what done.json records about it."""
-    epoch = run.load_best(gan) if rule == "best" else record.epochs
-    if not epoch:
-        raise KerasCXRError(f"{run.name}: `gan.export: best` but no epoch was evaluated ({run.best_dir} is empty)")
+def _best_epoch(run: RunFolder, config: Config, real_fidelity: tuple[float, float]) -> int:
+    """The epoch `gan.export: best` picks among the tracked epochs whose generator is on disk
+    (all of them, in a run trained since generators are kept per tracked epoch); 0: none."""
+    on_disk = run.tracked_epochs()
+    rows = [r for r in run.log_rows() if int(r["epoch"]) in on_disk]
+    best = best_row(rows, run.spec.conditional, config.gan.min_label_fidelity, real_fidelity)
+    return int(best["epoch"]) if best is not None else 0
+
+
+def _export_chosen(run: RunFolder, gan: GAN, record: GeneratorRecord, rule: str, epoch: int) -> dict:
+    """Exports G as it is ("last") or as it was at tracked `epoch` ("best"); returns what
+    done.json records about it."""
+    if rule == "best":
+        if not epoch:
+            raise KerasCXRError(f"{run.name}: `gan.export: best` but no epoch was evaluated ({run.tracked_dir} is empty)")
+        run.load_tracked(gan, epoch)
     export_generator(gan.sampler, run.export_dir, record.exported(rule, epoch))
     return {"export": rule, "export_epoch": epoch}
 
@@ -240,13 +252,13 @@ def _fit(run: RunFolder, config: Config, train, record: GeneratorRecord, verbose
     if start:
         print(f"{run.name}: resuming after epoch {start} of {epochs}")
     run.truncate_log(start)
-    run.drop_best_after(start)
+    run.drop_tracked_after(start)
     stop = min(epochs, max_epochs) if max_epochs else epochs
     t0 = time.perf_counter()
     guard = DivergenceGuard(g.max_loss)
     fixed = np.random.default_rng(g.seed).standard_normal((g.sample_grid, g.latent_dim)).astype("float32")
     epoch_end = EpochEnd(run, guard, fixed, run.spec.conditional, g.pixel_range, g.keep_checkpoints, steps * g.batch_size,
-                         probe if g.eval_every else None, g.eval_every, epochs, g.min_label_fidelity)
+                         probe if g.eval_every else None, g.eval_every, epochs)
     if start < stop:
         print(f"{run.name}: training epochs {start + 1}-{stop} of {epochs} ({len(train)} images)", flush=True)
         balanced = g.real_sampling == "balanced" and run.spec.conditional  # a DCGAN's images have one label
@@ -266,10 +278,14 @@ def _fit(run: RunFolder, config: Config, train, record: GeneratorRecord, verbose
         return result  # interrupted on purpose (max_epochs): resumable, not done
     rows = run.log_rows()
     result["last_epoch"] = _numbers(rows[-1], LOG_FIELDS) if rows else {}
-    best = best_row(rows, run.spec.conditional, g.min_label_fidelity)
+    real_fidelity = probe.real_fidelity if probe is not None else ABSOLUTE
+    best = best_row(rows, run.spec.conditional, g.min_label_fidelity, real_fidelity)
     if best is not None:
         result["best"] = _numbers(best, ("epoch",) + EVAL_FIELDS)
-    result.update(_export_chosen(run, gan, record, g.export))
+        if run.spec.conditional:  # the gate's scale, kept so that a re-export applies the same rule
+            result["real_fidelity"] = list(real_fidelity)
+    epoch = _best_epoch(run, config, real_fidelity) if g.export == "best" else epochs
+    result.update(_export_chosen(run, gan, record, g.export, epoch))
     run.mark_done(result)
     return result
 

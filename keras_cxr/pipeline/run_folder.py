@@ -7,7 +7,8 @@ Layout of `<out>/<run>/` (run = dcgan, cdcgan_a025, ...):
   tensorboard/       TensorBoard event files
   samples/           per-epoch sample grids from fixed latents (one per label for cDCGAN)
   checkpoints/       epoch-NNNN.npz: G, D, both optimizers and G's average (`gan.ema`), the last `keep_checkpoints`
-  best/              epoch-NNNN.npz: G (and its average) at the best tracked epoch so far (`gan.eval_every`)
+  tracked/           epoch-NNNN.npz: G (and its average) at every tracked epoch (`gan.eval_every`), which
+                     `gan.export: best` chooses from, after training or again later
   done.json          written last; a finished run is never retrained
 and the generator is exported to `<out>/models/<run>/1/` (TF Serving layout).
 """
@@ -50,7 +51,7 @@ class CheckpointError(KerasCXRError):
 
 
 ALL_GROUPS = ("g", "d", "g_opt", "d_opt", "g_ema")
-GENERATOR_GROUPS = ("g", "g_ema")  # what a best file holds
+GENERATOR_GROUPS = ("g", "g_ema")  # what a tracked generator file holds
 
 
 def _variables(gan, groups=ALL_GROUPS) -> dict:
@@ -134,7 +135,7 @@ class RunFolder:
         self.log_path = self.dir / "log.csv"
         self.checkpoint_dir = self.dir / "checkpoints"
         self.samples_dir = self.dir / "samples"
-        self.best_dir = self.dir / "best"
+        self.tracked_dir = self.dir / "tracked"
         self.tensorboard_dir = self.dir / "tensorboard"
 
     def lock(self):
@@ -142,7 +143,7 @@ class RunFolder:
         return run_lock(self.dir, what=f"train-gan {self.name}")
 
     def remove_stale_tmp(self) -> None:
-        remove_stale_tmp(self.dir, self.checkpoint_dir, self.samples_dir, self.best_dir, self.export_dir.parent)
+        remove_stale_tmp(self.dir, self.checkpoint_dir, self.samples_dir, self.tracked_dir, self.export_dir.parent)
 
     def start(self, run_config: dict, train_records, class_names) -> None:
         """Records a new run's config and manifest, or checks that a resume would train the same weights."""
@@ -193,33 +194,26 @@ class RunFolder:
                       file=sys.stderr)
         return 0
 
-    # The best tracked generator: a file per new best, so a resume can always fall back to the
-    # best up to its restored epoch (a later one may belong to epochs about to be retrained).
-    def best_files(self) -> list[Path]:
-        return sorted(self.best_dir.glob("epoch-*.npz"))
+    # The tracked generators: one file per evaluated epoch, all kept, so that the export rule is
+    # applied to the whole log (and can be applied again with another gate) without retraining.
+    def tracked_files(self) -> list[Path]:
+        return sorted(self.tracked_dir.glob("epoch-*.npz"))
 
-    def save_best(self, gan, epoch: int) -> None:
-        save_checkpoint(gan, self.best_dir / f"epoch-{epoch:04d}.npz", epoch, groups=GENERATOR_GROUPS)
+    def tracked_epochs(self) -> set[int]:
+        return {_epoch_of(f) for f in self.tracked_files()}
 
-    def prune_best(self, last_epoch: int) -> None:
-        """Keeps the newest best file up to `last_epoch` (the last checkpoint's) and any after it."""
-        upto = [f for f in self.best_files() if _epoch_of(f) <= last_epoch]
-        for old in upto[:-1]:
-            old.unlink()
+    def save_tracked(self, gan, epoch: int) -> None:
+        save_checkpoint(gan, self.tracked_dir / f"epoch-{epoch:04d}.npz", epoch, groups=GENERATOR_GROUPS)
 
-    def drop_best_after(self, last_epoch: int) -> None:
-        for f in self.best_files():
+    def drop_tracked_after(self, last_epoch: int) -> None:
+        """Files past the restored checkpoint belong to epochs that are about to be retrained."""
+        for f in self.tracked_files():
             if _epoch_of(f) > last_epoch:
                 f.unlink()
 
-    def best_epoch(self) -> int:
-        files = self.best_files()
-        return _epoch_of(files[-1]) if files else 0
-
-    def load_best(self, gan) -> int:
-        """Loads G (and its average) from the newest best file; returns its epoch (0: none)."""
-        files = self.best_files()
-        return load_checkpoint(gan, files[-1], groups=GENERATOR_GROUPS) if files else 0
+    def load_tracked(self, gan, epoch: int) -> int:
+        """Loads G (and its average) as they were at the end of tracked `epoch`; returns it."""
+        return load_checkpoint(gan, self.tracked_dir / f"epoch-{epoch:04d}.npz", groups=GENERATOR_GROUPS)
 
     # The per-epoch log: losses every epoch, quality columns on evaluated epochs.
     def _fields(self, *rows: dict) -> tuple:

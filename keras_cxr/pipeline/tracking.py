@@ -13,7 +13,8 @@ import numpy as np
 
 from keras_cxr.config import Config
 from keras_cxr.data.imbalance import label_counts, minority_label
-from keras_cxr.evaluate.quality import image_set_quality
+from keras_cxr.evaluate.quality import image_set_quality, label_fidelity
+from keras_cxr.gan.selection import ABSOLUTE
 from keras_cxr.methods import GeneratorSpec
 from keras_cxr.pipeline.extractor import Extractor, ensure_extractor
 
@@ -30,13 +31,18 @@ class QualityProbe:
         minority: int. The train split's minority label: the images rebalancing adds, whose
             quality is the row's `fd` and `kid`.
         seed: int. Seed of the fixed latents.
+        held_out: dict label -> real test images of that class, or None. A cDCGAN's label
+            fidelity is read against the extractor's fidelity on these (`real_fidelity`, the
+            scale of the export gate, `keras_cxr.gan.selection`); None: (1, 1), an absolute gate.
     """
 
     def __init__(self, extractor: Extractor, real: dict, conditional: bool, latent_dim: int, n_images: int,
-                 pixel_range: str, minority: int, seed: int = 0):
+                 pixel_range: str, minority: int, seed: int = 0, held_out: dict | None = None):
         self.extractor, self.conditional, self.pixel_range, self.minority = extractor, conditional, pixel_range, minority
         self.labels = sorted(real)
         self.real_features = {label: extractor.features(images) for label, images in real.items()}
+        self.real_fidelity = ABSOLUTE if held_out is None else tuple(
+            label_fidelity(extractor(held_out[label])[1], label) for label in (0, 1))
         self.latents = np.random.default_rng([seed, 77]).standard_normal((n_images, latent_dim)).astype(np.float32)
 
     def generate(self, generator, label: int, batch_size: int = 128) -> np.ndarray:
@@ -66,16 +72,27 @@ def quality_probe(config: Config, out_dir, manifest, spec: GeneratorSpec, log=pr
     """The probe of one run, or None when the preset does not track quality (`gan.eval_every: 0`).
 
     A DCGAN is measured against the real images of the class it learns (the minority); a cDCGAN
-    per label against the real images of each class."""
+    per label against the real images of each class, and its label fidelity against the real test
+    images' (only the extractor reads them, to scale the gate: no GAN or classifier is fitted or
+    chosen on a test score)."""
     if config.gan.eval_every == 0:
         return None
     from keras_cxr.classify.datasets import Splits
 
     extractor = ensure_extractor(config, out_dir, manifest, seed=0, log=log)
-    images, labels = Splits.load(manifest, config.image_size).train
-    x = images[..., None].astype(np.float32) / 255.0
+    splits = Splits.load(manifest, config.image_size)
+    images, labels = splits.train
     minority = minority_label(label_counts(labels))
     classes = (0, 1) if spec.conditional else (minority,)
-    real = {c: x[labels == c] for c in classes}
+    real = {c: _unit(images[labels == c]) for c in classes}
+    held_out = None
+    if spec.conditional:
+        test_images, test_labels = splits.test
+        held_out = {c: _unit(test_images[test_labels == c]) for c in classes}
     return QualityProbe(extractor, real, spec.conditional, config.gan.latent_dim, config.gan.eval_images,
-                        config.gan.pixel_range, minority, seed=config.gan.seed)
+                        config.gan.pixel_range, minority, seed=config.gan.seed, held_out=held_out)
+
+
+def _unit(images: np.ndarray) -> np.ndarray:
+    """uint8 [N, H, W] -> float32 [N, H, W, 1] in [0, 1], as the extractor reads images."""
+    return images[..., None].astype(np.float32) / 255.0
