@@ -12,6 +12,9 @@ Two reads per run (see run.py): the raw G and its moving average ("+ema").
   fidelity relative to the real minority test images' under the same extractor, and
   near-copies: generated images closer (pixel RMSE) to a train image than percentile 1 of the
   real train images' distances to their nearest other train image (`keras_cxr.explain.memorisation`).
+- Measured raw G (runs that keep every tracked epoch's generator, `tracked/`): the same
+  measurements of the raw G at its tracked best epoch, exported beside the run's generator as
+  `models/cdcgan_a050_raw/1` and read through the same SavedModel path.
 
 Writes <split>/<variant>/seed<k>/quality.json (cached), experiments/results/cgan/summary.json
 (rows of both splits) and <split>/results.md.
@@ -28,6 +31,7 @@ import numpy as np
 EXTRACTOR_SEEDS = (0, 1, 2)
 N_GENERATED = 500
 RUN = "cdcgan_a050"
+RAW = RUN + "_raw"  # its raw G at the raw read's tracked best epoch, where the run kept it
 # Runs trained before `gan.ema` warmed up (commit 5951935): their "+ema" read is the plain 0.999
 # average, which still held ~16% of G's random start at step 1,850; their raw read is unaffected.
 PLAIN_EMA = {("m25", "base", 0)}
@@ -78,15 +82,21 @@ class Split:
 
         self.threshold = near_copy_threshold(self.x_train)
 
-    def measure(self, run_dir: Path) -> dict:
-        from keras_cxr.evaluate.generator_quality import REAL, measure_generators
+    def measure(self, generator: Path) -> dict:
+        """One exported generator (a SavedModel folder) measured against this split."""
+        from keras_cxr.evaluate.generator_quality import measure_generators
+
+        quality, samples = measure_generators({RUN: (generator, True)}, self.extractors, self.x_train, self.y_train,
+                                              self.x_test, self.y_test, N_GENERATED)
+        self.samples = samples[RUN]  # the seed-0 extractor's sample of minority images
+        return self._read(quality, samples, RUN)
+
+    def _read(self, quality: dict, samples: dict, name: str) -> dict:
+        from keras_cxr.evaluate.generator_quality import REAL
         from keras_cxr.explain.memorisation import NEAR_COPY_PERCENTILE, nearest_rmse
 
-        models = run_dir / "models" / RUN / "1"
-        quality, samples = measure_generators({RUN: (models, True)}, self.extractors, self.x_train, self.y_train,
-                                              self.x_test, self.y_test, N_GENERATED)
-        q, real = quality[RUN], quality[REAL]
-        gen_d, _ = nearest_rmse(samples[RUN], self.x_train)
+        q, real = quality[name], quality[REAL]
+        gen_d, _ = nearest_rmse(samples[name], self.x_train)
         return {"frechet_ratio_per_extractor": q["ratio_per_seed"], "frechet_per_extractor": q["frechet_per_seed"],
                 "real_vs_real_per_extractor": real["frechet_per_seed"], "kid": q["kid"], "precision": q["precision"],
                 "recall": q["recall"], "fidelity": {str(k): v for k, v in q["fidelity"].items()},
@@ -96,6 +106,28 @@ class Split:
                 "near_copy_rule": f"pixel RMSE below percentile {NEAR_COPY_PERCENTILE:g} of the real train "
                                   "images' distances to their nearest other train image",
                 "feature_dim": real["feature_dim"], "n_real_minority_train": int((self.y_train == self.minority).sum())}
+
+
+def export_raw(run_dir: Path, epoch: int) -> Path:
+    """The raw G of tracked `epoch` as a SavedModel (`models/cdcgan_a050_raw/1`), made once."""
+    import dataclasses
+
+    from keras_cxr.config import config_from_dict
+    from keras_cxr.gan.export import export_generator
+    from keras_cxr.gan.record import GeneratorRecord
+    from keras_cxr.gan.train import build_gan
+    from keras_cxr.methods import GeneratorSpec
+    from keras_cxr.pipeline.run_folder import RunFolder
+
+    dest = run_dir / "models" / RAW / "1"
+    if (dest / "saved_model.pb").exists() and GeneratorRecord.read(dest).export_epoch == epoch:
+        return dest
+    run = RunFolder(run_dir, GeneratorSpec("cdcgan", 0.5))
+    config = config_from_dict(json.loads(run.config_path.read_text())["preset"])
+    record = GeneratorRecord.read(run.export_dir)
+    gan = build_gan("cdcgan", config, 0.5, majority_label=record.majority_label)
+    run.load_tracked(gan, epoch)
+    return export_generator(gan.generator, dest, dataclasses.replace(record.exported("best", epoch), name=RAW, ema=0.0))
 
 
 def _grids(run_dir: Path, split_dir: Path, variant: str, seed: int, epoch: int) -> list[str]:
@@ -117,10 +149,6 @@ def run_row(split: Split, run_dir: Path, variant: str, seed: int) -> dict | None
     done = run_dir / RUN / "done.json"
     if not done.exists():
         return None
-    cache = run_dir / "quality.json"
-    if not cache.exists():
-        cache.write_text(json.dumps(split.measure(run_dir), indent=2) + "\n")
-    measured = json.loads(cache.read_text())
     import csv
 
     with open(run_dir / RUN / "log.csv", newline="") as fh:
@@ -131,6 +159,20 @@ def run_row(split: Split, run_dir: Path, variant: str, seed: int) -> dict | None
         if t is not None:
             t["frechet_ratio"] = t["fd"] / split.real_vs_real0
             t["fidelity_rel"] = t[f"fidelity_label{split.minority}"] / split.real_fidelity
+    cache = run_dir / "quality.json"
+    if not cache.exists():
+        cache.write_text(json.dumps(split.measure(run_dir / "models" / RUN / "1"), indent=2) + "\n")
+    measured = json.loads(cache.read_text())
+    raw_epoch = tracked["raw"]["epoch"] if tracked["raw"] else 0
+    kept = (run_dir / RUN / "tracked" / f"epoch-{raw_epoch:04d}.npz").exists()
+    if kept and measured.get("raw", {}).get("epoch") != raw_epoch:  # the raw G too, where the run kept it
+        from keras_cxr.gan.grid import save_grid
+
+        measured["raw"] = {"epoch": raw_epoch, **split.measure(export_raw(run_dir, raw_epoch))}
+        grid = split.dir / "grids" / f"{variant}_seed{seed}_raw_label{split.minority}.png"
+        grid.parent.mkdir(exist_ok=True)
+        save_grid(split.samples[:16], grid)
+        cache.write_text(json.dumps(measured, indent=2) + "\n")
     sittings = json.loads((run_dir / "sittings.json").read_text()) if (run_dir / "sittings.json").exists() else []
     done = json.loads(done.read_text())
     export_epoch = done.get("export_epoch")
@@ -170,16 +212,21 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
           "", "Exported under the absolute 0.9 gate (before it was relative): "
           + (", ".join(f"{r['variant']} seed {r['gan_seed']}" for r in rows if r["export_gate"] == "absolute") or "none")
           + ".", "",
-          "| variant | GAN seed | raw: epoch | raw: FD ratio | raw: fidelity rel | ema: epoch | ema: FD ratio | "
+          "| variant | GAN seed | raw: epoch | raw: FD ratio | raw: fidelity rel | raw measured: FD ratio per "
+          "extractor, fidelity rel, near-copies | ema: epoch | ema: FD ratio | "
           "ema: fidelity rel | measured FD ratio per extractor | KID | precision | recall | fidelity rel | "
-          "near-copies | train steps (min) |", "|" + "---|" * 15]
+          "near-copies | train steps (min) |", "|" + "---|" * 16]
     for r in rows:
         t, m = r["tracked"], r["measured"]
         cells = [r["variant"], str(r["gan_seed"])]
         for k in ("raw", "ema"):
             cells += [str(t[k]["epoch"]), _fmt(t[k]["frechet_ratio"]), _fmt(t[k]["fidelity_rel"])] if t[k] else ["-"] * 3
+            if k == "raw":
+                raw = m.get("raw")
+                cells.append(f"{' / '.join(_fmt(v) for v in raw['frechet_ratio_per_extractor'])}, "
+                             f"{_fmt(raw['fidelity_rel'])}, {raw['near_copies']}" if raw else "-")
         if (split_dir.name, r["variant"], r["gan_seed"]) in PLAIN_EMA:
-            cells[5] += " (plain EMA)"
+            cells[6] += " (plain EMA)"
         cells += [" / ".join(_fmt(v) for v in m["frechet_ratio_per_extractor"]), _fmt(m["kid"], 4),
                   _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["fidelity_rel"]), str(m["near_copies"]),
                   _fmt(r["train_steps_s"] / 60, 1) + f" ({'/'.join(r['threads'])} thr)"]
@@ -187,6 +234,10 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
     md += ["", "Sample grids of each exported generator (epoch as in the table; fixed latents; label 0 normal, "
            "label 1 pneumonia):", ""]
     md += [f"![{r['variant']} seed {r['gan_seed']} label {g[-5]}]({g})" for r in rows for g in r.get("grids", [])]
+    raw_grids = sorted(split_dir.glob("grids/*_raw_label*.png"))
+    if raw_grids:
+        md += ["", "The measured raw G's (the seed-0 extractor's sample of 500 minority images, the first 16):", ""]
+        md += [f"![{g.stem}](grids/{g.name})" for g in raw_grids]
     if rows:
         m = rows[0]["measured"]
         md += ["", f"Reference set: {m['n_real_minority_train']} real minority train images against "
@@ -215,14 +266,18 @@ def write_table(split_dir: Path, variants) -> None:
     for r in rows:
         for read in ("raw", "ema"):
             t = r["tracked"][read]
-            kept.append({"variant": r["variant"] + ("+ema" if read == "ema" else ""), "minority_pct": pct,
-                         "gan_seed": r["gan_seed"], "read": "measured" if read == "ema" else "tracked",
-                         "frechet_ratio": (float(np.mean(r["measured"]["frechet_ratio_per_extractor"])) if read == "ema"
-                                           else (t["frechet_ratio"] if t else None)),
-                         "frechet_ratio_per_extractor": (r["measured"]["frechet_ratio_per_extractor"] if read == "ema"
-                                                         else [t["frechet_ratio"]] if t else []),
-                         "fidelity_rel": r["measured"]["fidelity_rel"] if read == "ema" else (t["fidelity_rel"] if t else None),
-                         "near_copies": r["measured"]["near_copies"] if read == "ema" else None})
+            m = r["measured"] if read == "ema" else r["measured"].get("raw")  # the raw G: measured where kept
+            row = {"variant": r["variant"] + ("+ema" if read == "ema" else ""), "minority_pct": pct,
+                   "gan_seed": r["gan_seed"], "read": "measured" if m else "tracked"}
+            if m:
+                row.update({"frechet_ratio": float(np.mean(m["frechet_ratio_per_extractor"])),
+                            "frechet_ratio_per_extractor": m["frechet_ratio_per_extractor"],
+                            "fidelity_rel": m["fidelity_rel"], "near_copies": m["near_copies"]})
+            else:
+                row.update({"frechet_ratio": t["frechet_ratio"] if t else None,
+                            "frechet_ratio_per_extractor": [t["frechet_ratio"]] if t else [],
+                            "fidelity_rel": t["fidelity_rel"] if t else None, "near_copies": None})
+            kept.append(row)
     summary["rows"] = kept
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {split_dir / 'results.md'} and {summary_path} ({len(rows)} runs)")
