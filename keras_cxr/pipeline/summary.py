@@ -30,13 +30,21 @@ SECONDARY = ("f1", "balanced_accuracy", "recall")
 ALPHA = 0.05  # family-wise, over the matrix's rows
 
 
+@functools.lru_cache(maxsize=64)
+def _resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """The bootstrap's index draws: the same for every metric of a matrix (same n, n_boot and
+    seed), so they are drawn once (read-only) instead of once per metric and row."""
+    idx = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+    idx.setflags(write=False)
+    return idx
+
+
 def bootstrap_ci(values, n_boot: int = 10000, seed: int = 0, level: float = 0.95):
     """Percentile bootstrap CI of the mean; (nan, nan) for fewer than two values."""
     values = np.asarray([v for v in values if v is not None], dtype=float)
     if len(values) < 2:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
+    means = values[_resamples(len(values), n_boot, seed)].mean(axis=1)
     lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
     return (float(lo), float(hi))
 
