@@ -10,7 +10,6 @@ import struct
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import zlib
 
@@ -95,6 +94,24 @@ HOLD = textwrap.dedent("""
 """)
 
 
+def _kill_once_found_alive(holder, monkeypatch):
+    """The holder dies right after the lock code has found it alive and refused to take its
+    lock, not after a fixed delay that a busy machine can outlast before the lock is reached.
+    The real lock code runs; this only watches its refusals."""
+    from keras_cxr.pipeline import locks
+
+    take = locks._try_take
+
+    def take_or_kill_the_live_holder(folder, name, me):
+        try:
+            return take(folder, name, me)
+        except locks.LockBusy:
+            holder.kill()
+            raise
+
+    monkeypatch.setattr(locks, "_try_take", take_or_kill_the_live_holder)
+
+
 def _holder(folder, name=".lock", what="train-gan dcgan"):
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), name, what], stdout=subprocess.PIPE,
                             text=True, cwd=REPO)
@@ -102,7 +119,7 @@ def _holder(folder, name=".lock", what="train-gan dcgan"):
     return proc
 
 
-def test_second_writer_is_refused_and_a_dead_holder_is_taken_over(tmp_path, tiny_data, capsys):
+def test_second_writer_is_refused_and_a_dead_holder_is_taken_over(tmp_path, tiny_data, capsys, monkeypatch):
     args = ["train-gan", "--model", "dcgan", "--preset", "tiny", "--set", "gan.dcgan_epochs=1",
             "--manifest", str(tiny_data), "--out", str(tmp_path), "--quiet"]
     holder = _holder(tmp_path / "dcgan")
@@ -122,7 +139,7 @@ def test_second_writer_is_refused_and_a_dead_holder_is_taken_over(tmp_path, tiny
     # meanwhile) and taken over when that process dies.
     out = tmp_path / "matrix"
     holder = _holder(out / "cells", name=".baseline__seed0.lock", what="evaluate-all cell baseline__seed0")
-    threading.Timer(3.0, holder.kill).start()
+    _kill_once_found_alive(holder, monkeypatch)
     assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--methods", "baseline",
                  "--seeds", "0", "--quiet"]) == 0
     holder.wait()
@@ -148,11 +165,11 @@ def test_another_machines_lock_holds_while_its_heartbeat_is_fresh(tmp_path, monk
     assert not lock.exists()
 
 
-def test_a_waiting_lock_takes_over_when_the_holder_finishes(tmp_path, capsys):
+def test_a_waiting_lock_takes_over_when_the_holder_finishes(tmp_path, capsys, monkeypatch):
     from keras_cxr.pipeline.locks import run_lock
 
     holder = _holder(tmp_path, what="train-gan dcgan")
-    threading.Timer(1.0, holder.kill).start()
+    _kill_once_found_alive(holder, monkeypatch)
     with run_lock(tmp_path, wait=True) as path:
         assert json.loads(path.read_text())["pid"] == os.getpid()
     holder.wait()
