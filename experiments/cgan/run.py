@@ -16,6 +16,10 @@ Variants (each at least two GAN seeds; the chosen recipe at least three):
   proj_sn    gan.discriminator_head=projection, gan.spectral_norm=true
   transition gan.transition=[15,30]: unconditional to epoch 15, labels faded in by epoch 30
              (Shahbazi et al. 2022, "Collapse by Conditioning"; fixed before any run)
+  long       gan.cdcgan_epochs=114: twice the epochs (added after the screen's ten runs: ttur
+             seed 1's average was still improving at epoch 57, and several tracked best epochs
+             are the last; three quick alphas at this length stay within issue 23's 60 minutes
+             only if one run takes at most 20 minutes on 2 cores, to be measured)
 
 Stages (resumable; run from the repository root, one process at a time per machine):
 
@@ -48,6 +52,7 @@ VARIANTS = {
     "resize": ["gan.upsample=resize"],
     "proj_sn": ["gan.discriminator_head=projection", "gan.spectral_norm=true"],
     "transition": ["gan.transition=[15,30]"],
+    "long": ["gan.cdcgan_epochs=114"],
 }
 
 

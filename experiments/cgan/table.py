@@ -204,7 +204,7 @@ def _fmt(x, digits=2):
 
 def markdown(rows: list[dict], split_dir: Path) -> str:
     md = [f"# Issue 23: conditional generators at {split_dir.name[1:]}% minority", "",
-          "Quick preset cDCGAN (alpha 0.5, 64x64, 57 epochs, tracked every 5), `gan.ema=0.999` in every run. "
+          "Quick preset cDCGAN (alpha 0.5, 64x64, 57 epochs (long: 114), tracked every 5), `gan.ema=0.999` in every run. "
           "Tracked columns: best epoch by today's export rule (label fidelity at least 0.9 x the real test images' "
           "for both labels), seed-0 extractor, ratio to its real train-vs-test "
           "Frechet distance (raw G and its average). Measured columns: the exported generator (the average's "
