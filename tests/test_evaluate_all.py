@@ -80,6 +80,9 @@ def test_evaluate_all_bad_arguments(tmp_path, capsys):
     assert "unknown method(s) ['gan9000']" in capsys.readouterr().err
     assert main(["evaluate-all", "--preset", "tiny", "--out", str(tmp_path), "--shard", "4/4"]) == 2
     assert "`--shard` must be K/N" in capsys.readouterr().err
+    assert main(["report", "--results", str(tmp_path), "--n-generated", "1"]) == 2
+    assert "error: `--n-generated` must be >= 2. Received: n_generated=1" in capsys.readouterr().err
+    assert not (tmp_path / "report.md").exists()
 
 
 def test_shard_auto_reads_the_cluster_variables():

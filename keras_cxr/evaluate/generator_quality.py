@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from keras_cxr.data.imbalance import label_counts, minority_label
 from keras_cxr.evaluate.quality import frechet_distance, image_set_quality, kernel_inception_distance, prdc
-from keras_cxr.gan.export import generate_images
+from keras_cxr.gan.export import generate_with, open_generator
 
 REAL = "real train vs real test"
 
@@ -27,6 +27,13 @@ def measure_generators(generators: dict, extractors: list, x_train, y_train, x_t
     """
     minority = minority_label(label_counts(y_train))
     real_train, real_test = x_train[y_train == minority], x_test[y_test == minority]
+    opened = {}  # (name, label) -> an opened generator: each SavedModel is loaded once per label
+
+    def generate(name, label, seed):
+        if (name, label) not in opened:
+            opened[name, label] = open_generator(generators[name][0], label)
+        return generate_with(*opened[name, label], n_generated, label, seed)
+
     quality = {name: {"frechet_per_seed": [], "ratio_per_seed": []} for name in [REAL, *generators]}
     samples = {}
     for i, extractor in enumerate(extractors):
@@ -39,8 +46,8 @@ def measure_generators(generators: dict, extractors: list, x_train, y_train, x_t
             kid, kid_sd = kernel_inception_distance(f_train, f_test)
             quality[REAL].update({"kid": kid, "kid_sd": kid_sd, **prdc(f_train, f_test),
                                   "feature_dim": int(f_train.shape[1])})
-        for name, (path, conditional) in generators.items():
-            images = generate_images(path, n_generated, minority, seed=1 if i == 0 else 1 + 1000 * extractor.seed)
+        for name, (_, conditional) in generators.items():
+            images = generate(name, minority, seed=1 if i == 0 else 1 + 1000 * extractor.seed)
             feats, probs = extractor(images)
             q = image_set_quality(f_train, feats, probs, minority)
             quality[name]["frechet_per_seed"].append(q["frechet"])
@@ -51,7 +58,7 @@ def measure_generators(generators: dict, extractors: list, x_train, y_train, x_t
                                       "fidelity": {minority: q["fidelity"]}})
                 if conditional:
                     other = 1 - minority
-                    _, probs = extractor(generate_images(path, n_generated, other, seed=2))
+                    _, probs = extractor(generate(name, other, seed=2))
                     quality[name]["fidelity"][other] = float((probs.argmax(1) == other).mean())
     for q in quality.values():
         q["extractor_seeds"] = [e.seed for e in extractors]

@@ -226,6 +226,12 @@ def _chunk(record: GeneratorRecord) -> int:
 def generate_images(path, n: int, label: int, seed: int) -> np.ndarray:
     """float32 [n, H, W, 1] in [0, 1] through the `generate` signature (see `iter_generated`)."""
     fn, record = _checked(path, n, label, seed)
+    return generate_with(fn, record, n, label, seed)
+
+
+def generate_with(fn, record: GeneratorRecord, n: int, label: int, seed: int) -> np.ndarray:
+    """As `generate_images`, from a generator already opened (`open_generator`): one load for
+    several requests."""
     return np.concatenate(list(iter_generated(fn, n, label, seed, _chunk(record))))
 
 

@@ -268,6 +268,8 @@ def cmd_evaluate_all(args) -> dict:
 def cmd_report(args) -> dict:
     from keras_cxr.pipeline.report import write_report
 
+    if args.n_generated < 2:  # checked before any work: the quality section needs a covariance
+        raise KerasCXRError(f"`--n-generated` must be >= 2. Received: n_generated={args.n_generated}")
     path = write_report(args.results, n_generated=args.n_generated, extractor_seeds=tuple(args.extractor_seeds),
                         compare=tuple(args.compare or ()))
     print(f"wrote {path}")
