@@ -10,8 +10,8 @@ of a label by their label (its specificity and recall), so an absolute 0.9 can b
 images fail. This reads every finished run's log (both the average's columns and the raw G's)
 and reports, per run: how many tracked epochs pass the absolute gate, and the epoch and tracked
 Frechet ratio the rule picks with the gate at 0.9 x the real test images' fidelity per label
-instead (the rule `gan.export: best` applies since commit d0dfdb1). Nothing is retrained or re-measured: these are the tracked numbers of the logs, seed-0
-extractor only. Writes results/cgan/m<minority>/selection_gate.md.
+instead (the rule `gan.export: best` applies since commit d0dfdb1). Nothing is retrained or
+re-measured: these are the tracked numbers of the logs, seed-0 extractor only. Writes results/cgan/m<minority>/selection_gate.md.
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ def main() -> int:
     split = ROOT / "experiments" / "results" / "cgan" / f"m{args.minority}"
     runs = sorted(d.parent for d in split.glob("*/seed*/cdcgan_a050/done.json"))
     extractor = json.loads(next(split.glob("*/seed*/extractor/*/seed0.json")).read_text())
-    real = {0: extractor["test_metrics"]["specificity"], 1: extractor["test_metrics"]["recall"]}
-    real_fidelity = (real[0], real[1])
+    real = (extractor["test_metrics"]["specificity"], extractor["test_metrics"]["recall"])  # label 0, label 1
     lines = [f"# The export gate at {args.minority}% minority: absolute 0.9 against 0.9 x real images' fidelity", "",
              f"`python experiments/cgan/gate.py --minority {args.minority}`: tracked numbers from each finished run's "
              f"log.csv (seed-0 extractor, every 5 epochs and the last). The seed-0 extractor calls "
@@ -60,9 +59,9 @@ def main() -> int:
             if not rows:
                 continue
             absolute = best_row(rows, True, GATE)
-            relative = best_row(rows, True, GATE, real_fidelity)
+            relative = best_row(rows, True, GATE, real)
             n_abs = sum(rank(r, True, GATE)[0] == 1 for r in rows)  # the export rule's own test of the gate
-            n_rel = sum(rank(r, True, GATE, real_fidelity)[0] == 1 for r in rows)
+            n_rel = sum(rank(r, True, GATE, real)[0] == 1 for r in rows)
             lines.append(f"| {variant} | {seed} | {g} | {n_abs} of {len(rows)} | {absolute['epoch']} | "
                          f"{absolute['fd'] / real_fd:.2f} | {n_rel} of {len(rows)} | {relative['epoch']} | "
                          f"{relative['fd'] / real_fd:.2f} |")

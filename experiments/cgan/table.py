@@ -57,7 +57,7 @@ class Split:
     def __init__(self, split_dir: Path):
         from keras_cxr.classify.datasets import Splits
         from keras_cxr.config import load_preset
-        from keras_cxr.pipeline.extractor import ensure_extractor
+        from keras_cxr.pipeline.extractor import ensure_extractor, unit_images
 
         self.dir = split_dir
         minority_pct = int(split_dir.name[1:])
@@ -65,31 +65,31 @@ class Split:
         manifest = split_dir / "data" / "manifest.csv"
         self.extractors = [ensure_extractor(self.config, split_dir, manifest, s) for s in EXTRACTOR_SEEDS]
         splits = Splits.load(manifest, self.config.image_size)
-        self.x_train, self.y_train = splits.train[0][..., None].astype(np.float32) / 255.0, splits.train[1]
-        self.x_test, self.y_test = splits.test[0][..., None].astype(np.float32) / 255.0, splits.test[1]
+        self.x_train, self.y_train = unit_images(splits.train[0]), splits.train[1]
+        self.x_test, self.y_test = unit_images(splits.test[0]), splits.test[1]
         self.minority = int(np.argmin(np.bincount(self.y_train, minlength=2)))
         e0 = self.extractors[0]
-        real_test = self.x_test[self.y_test == self.minority]
         from keras_cxr.evaluate.quality import frechet_distance, label_fidelity
 
+        test = [e0(self.x_test[self.y_test == c]) for c in (0, 1)]  # (features, probabilities) per label
         # The export gate's scale, as `keras_cxr.pipeline.tracking` computes it: label 0, label 1.
-        self.real_fidelity_per_label = tuple(label_fidelity(e0(self.x_test[self.y_test == c])[1], c) for c in (0, 1))
+        self.real_fidelity_per_label = tuple(label_fidelity(test[c][1], c) for c in (0, 1))
         self.real_fidelity = self.real_fidelity_per_label[self.minority]
 
         self.real_vs_real0 = frechet_distance(e0.features(self.x_train[self.y_train == self.minority]),
-                                              e0.features(real_test))
+                                              test[self.minority][0])
         from keras_cxr.explain.memorisation import near_copy_threshold
 
         self.threshold = near_copy_threshold(self.x_train)
 
-    def measure(self, generator: Path) -> dict:
-        """One exported generator (a SavedModel folder) measured against this split."""
+    def measure(self, generator: Path) -> tuple[dict, np.ndarray]:
+        """One exported generator (a SavedModel folder) measured against this split; and the
+        seed-0 extractor's sample of its minority images."""
         from keras_cxr.evaluate.generator_quality import measure_generators
 
         quality, samples = measure_generators({RUN: (generator, True)}, self.extractors, self.x_train, self.y_train,
                                               self.x_test, self.y_test, N_GENERATED)
-        self.samples = samples[RUN]  # the seed-0 extractor's sample of minority images
-        return self._read(quality, samples, RUN)
+        return self._read(quality, samples, RUN), samples[RUN]
 
     def _read(self, quality: dict, samples: dict, name: str) -> dict:
         from keras_cxr.evaluate.generator_quality import REAL
@@ -161,17 +161,18 @@ def run_row(split: Split, run_dir: Path, variant: str, seed: int) -> dict | None
             t["fidelity_rel"] = t[f"fidelity_label{split.minority}"] / split.real_fidelity
     cache = run_dir / "quality.json"
     if not cache.exists():
-        cache.write_text(json.dumps(split.measure(run_dir / "models" / RUN / "1"), indent=2) + "\n")
+        cache.write_text(json.dumps(split.measure(run_dir / "models" / RUN / "1")[0], indent=2) + "\n")
     measured = json.loads(cache.read_text())
     raw_epoch = tracked["raw"]["epoch"] if tracked["raw"] else 0
     kept = (run_dir / RUN / "tracked" / f"epoch-{raw_epoch:04d}.npz").exists()
     if kept and measured.get("raw", {}).get("epoch") != raw_epoch:  # the raw G too, where the run kept it
         from keras_cxr.gan.grid import save_grid
 
-        measured["raw"] = {"epoch": raw_epoch, **split.measure(export_raw(run_dir, raw_epoch))}
+        raw, images = split.measure(export_raw(run_dir, raw_epoch))
+        measured["raw"] = {"epoch": raw_epoch, **raw}
         grid = split.dir / "grids" / f"{variant}_seed{seed}_raw_label{split.minority}.png"
         grid.parent.mkdir(exist_ok=True)
-        save_grid(split.samples[:16], grid)
+        save_grid(images[:16], grid)
         cache.write_text(json.dumps(measured, indent=2) + "\n")
     sittings = json.loads((run_dir / "sittings.json").read_text()) if (run_dir / "sittings.json").exists() else []
     done = json.loads(done.read_text())

@@ -42,6 +42,12 @@ def extractor_dir(out_dir, manifest, config: Config) -> Path:
     return Path(out_dir) / "extractor" / h.hexdigest()[:12]
 
 
+def unit_images(images: np.ndarray) -> np.ndarray:
+    """uint8 [N, H, W] (as `Splits` loads them) -> float32 [N, H, W, 1] in [0, 1], as the
+    extractor (and every image-quality measurement) reads images."""
+    return images[..., None].astype(np.float32) / 255.0
+
+
 @dataclass
 class Extractor:
     """A trained baseline network as (features, class probabilities) of images in [0, 1]."""

@@ -30,7 +30,7 @@ from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.io_utils import write_json, write_text
 from keras_cxr.methods import GeneratorSpec, registry
 from keras_cxr.pipeline.cells import read_cells
-from keras_cxr.pipeline.extractor import ensure_extractor
+from keras_cxr.pipeline.extractor import ensure_extractor, unit_images
 from keras_cxr.pipeline.imbalance_curve import curve_section
 
 
@@ -207,8 +207,8 @@ def _load_context(results_dir, n_generated: int) -> _Context:
         image_size=image_size,
         methods=list(dict.fromkeys(c["method"] for c in sorted(cells, key=lambda c: c["method"]))),
         seeds=sorted({c["seed"] for c in cells}),
-        x_train=splits.train[0][..., None].astype(np.float32) / 255.0, y_train=y_train,
-        x_test=splits.test[0][..., None].astype(np.float32) / 255.0, y_test=splits.test[1],
+        x_train=unit_images(splits.train[0]), y_train=y_train,
+        x_test=unit_images(splits.test[0]), y_test=splits.test[1],
         minority=minority_label(label_counts(y_train)),
         generators=_exported_generators(results), n_generated=n_generated)
 

@@ -16,7 +16,7 @@ from keras_cxr.data.imbalance import label_counts, minority_label
 from keras_cxr.evaluate.quality import image_set_quality, label_fidelity
 from keras_cxr.gan.selection import ABSOLUTE
 from keras_cxr.methods import GeneratorSpec
-from keras_cxr.pipeline.extractor import Extractor, ensure_extractor
+from keras_cxr.pipeline.extractor import Extractor, ensure_extractor, unit_images
 
 class QualityProbe:
     """Frechet distance, KID and label fidelity of a generator's images from fixed latents.
@@ -84,15 +84,10 @@ def quality_probe(config: Config, out_dir, manifest, spec: GeneratorSpec, log=pr
     images, labels = splits.train
     minority = minority_label(label_counts(labels))
     classes = (0, 1) if spec.conditional else (minority,)
-    real = {c: _unit(images[labels == c]) for c in classes}
+    real = {c: unit_images(images[labels == c]) for c in classes}
     held_out = None
     if spec.conditional:
         test_images, test_labels = splits.test
-        held_out = {c: _unit(test_images[test_labels == c]) for c in classes}
+        held_out = {c: unit_images(test_images[test_labels == c]) for c in classes}
     return QualityProbe(extractor, real, spec.conditional, config.gan.latent_dim, config.gan.eval_images,
                         config.gan.pixel_range, minority, seed=config.gan.seed, held_out=held_out)
-
-
-def _unit(images: np.ndarray) -> np.ndarray:
-    """uint8 [N, H, W] -> float32 [N, H, W, 1] in [0, 1], as the extractor reads images."""
-    return images[..., None].astype(np.float32) / 255.0
