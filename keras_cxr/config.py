@@ -244,6 +244,14 @@ class Config:
         """This config with `gan.seed` = `seed` (None: unchanged): a generator of its own seed."""
         return self if seed is None else dataclasses.replace(self, gan=dataclasses.replace(self.gan, seed=int(seed)))
 
+    def for_generator(self, gan_seed: int | None = None, recipe: bool = False) -> "Config":
+        """The config one generator trains with: its own `gan.seed` (None: the preset's) and, for
+        a `cdcgan_plus` generator, issue 23's recipe (`keras_cxr.gan.settings.RECIPE`) over `gan`."""
+        from keras_cxr.gan.settings import RECIPE
+
+        config = self.with_gan_seed(gan_seed)
+        return dataclasses.replace(config, gan=dataclasses.replace(config.gan, **RECIPE)) if recipe else config
+
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         for section in out.values():

@@ -6,6 +6,10 @@ The classic rows are listed in `CLASSIC`. The GAN rows come from the preset: `dc
 method is one entry in `CLASSIC`; adding a cDCGAN row is one value in `gan.alphas`. The matrix, the
 CLI, the report and `make train-gan` all read this module.
 
+`cdcgan_plus_aNNN` (one per `gan.alphas` value) is the same cDCGAN with issue 23's conditional
+recipe (`keras_cxr.gan.settings.RECIPE`) over the preset's gan settings: a documented departure
+from the paper, not among the default rows.
+
 `CONTROLS` are threshold controls, not resamplers: rows derived from the baseline cell of the same
 seed by moving its decision threshold only (`keras_cxr.evaluate.thresholds`), with no training.
 They answer whether a rebalancing method gives more than a moved threshold. They are not among
@@ -34,12 +38,15 @@ class GeneratorSpec:
     kind: str
     alpha: float | None = None
     gan_seed: int | None = None  # None: the preset's `gan.seed`, one generator for every cell
+    recipe: bool = False  # issue 23's recipe over the preset's gan settings (`cdcgan_plus` rows)
 
     def __post_init__(self):
         if self.kind not in GAN_KINDS:
             raise KerasCXRError(f"`model` must be one of {', '.join(GAN_KINDS)}. Received: model={self.kind!r}")
         if self.kind == "cdcgan":
             check_alpha(self.alpha)
+        if self.recipe and self.kind != "cdcgan":
+            raise KerasCXRError(f"the conditional recipe is a cDCGAN's. Received: model={self.kind!r}, recipe=True")
         # A DCGAN draws no labels; a cDCGAN's alpha is recorded as a float (1 and 1.0 are one run).
         object.__setattr__(self, "alpha", None if self.kind == "dcgan" else float(self.alpha))
 
@@ -49,9 +56,11 @@ class GeneratorSpec:
 
     @property
     def name(self) -> str:
-        """dcgan, or cdcgan_a025 / cdcgan_a050 / cdcgan_a075 for alpha 0.25 / 0.5 / 0.75; with a
-        GAN seed of its own, `_g<seed>` after it (dcgan_g3: the DCGAN trained with gan.seed 3)."""
-        base = "dcgan" if self.kind == "dcgan" else f"cdcgan_a{round(self.alpha * 100):03d}"
+        """dcgan, or cdcgan_a025 / cdcgan_a050 / cdcgan_a075 for alpha 0.25 / 0.5 / 0.75
+        (cdcgan_plus_a050: with the recipe); with a GAN seed of its own, `_g<seed>` after it
+        (dcgan_g3: the DCGAN trained with gan.seed 3)."""
+        kind = "cdcgan_plus" if self.recipe else self.kind
+        base = "dcgan" if self.kind == "dcgan" else f"{kind}_a{round(self.alpha * 100):03d}"
         return base if self.gan_seed is None else f"{base}_g{self.gan_seed}"
 
     def for_seed(self, seed: int, per_seed: bool) -> "GeneratorSpec":
@@ -137,23 +146,28 @@ def generator_specs(alphas=PAPER_ALPHAS) -> tuple[GeneratorSpec, ...]:
     return (GeneratorSpec("dcgan"), *(GeneratorSpec("cdcgan", float(a)) for a in alphas))
 
 
-def registry(alphas=PAPER_ALPHAS, controls: bool = True) -> dict[str, Method]:
-    """Every method for a preset's alphas, by name, in the matrix's row order; `controls`: with
-    the threshold controls after them."""
+def recipe_specs(alphas=PAPER_ALPHAS) -> tuple[GeneratorSpec, ...]:
+    """Issue 23's conditional recipe, one cDCGAN per alpha (`cdcgan_plus_aNNN`)."""
+    return tuple(GeneratorSpec("cdcgan", float(a), recipe=True) for a in alphas)
+
+
+def registry(alphas=PAPER_ALPHAS, extra: bool = True) -> dict[str, Method]:
+    """Every method for a preset's alphas, by name, in the matrix's row order; `extra`: with
+    the conditional recipe's rows and the threshold controls after them (rows beyond the
+    paper's, named in `classifier.methods` or `--methods`)."""
     gan = [Method(s.name, generator=s, gradcam=s.kind == "dcgan" or s.alpha == 0.5)  # paper 5.3's figure
            for s in generator_specs(alphas)]
-    methods = {m.name: m for m in (*CLASSIC, *gan)}
-    if controls:
-        methods.update({m.name: m for m in CONTROLS})
-    if len(methods) != len(CLASSIC) + len(gan) + (len(CONTROLS) if controls else 0):
+    rows = [*(Method(s.name, generator=s) for s in recipe_specs(alphas)), *CONTROLS] if extra else []
+    methods = {m.name: m for m in (*CLASSIC, *gan, *rows)}
+    if len(methods) != len(CLASSIC) + len(gan) + len(rows):
         raise KerasCXRError(f"`gan.alphas` name the same cDCGAN twice (names round alpha to 0.01). "
                             f"Received: alphas={list(alphas)}")
     return methods
 
 
-def method_names(alphas=PAPER_ALPHAS, controls: bool = False) -> tuple[str, ...]:
-    """The default rows (the paper's methods); with `controls`, every name the matrix knows."""
-    return tuple(registry(alphas, controls))
+def method_names(alphas=PAPER_ALPHAS, extra: bool = False) -> tuple[str, ...]:
+    """The default rows (the paper's methods); with `extra`, every name the matrix knows."""
+    return tuple(registry(alphas, extra))
 
 
 def matrix_methods(config) -> tuple[str, ...]:
@@ -164,7 +178,7 @@ def matrix_methods(config) -> tuple[str, ...]:
 
 def check(config) -> None:
     """`gan.alphas` name distinct cDCGANs in [0, 1] and `classifier.methods` only known rows."""
-    known = method_names(config.gan.alphas, controls=True)  # builds every GeneratorSpec: checks alphas
+    known = method_names(config.gan.alphas, extra=True)  # builds every GeneratorSpec: checks alphas
     unknown = [m for m in config.classifier.methods if m not in known]
     if unknown:
         raise KerasCXRError(f"unknown method(s) {unknown} (known with gan.alphas={list(config.gan.alphas)}: "

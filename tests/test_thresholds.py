@@ -21,7 +21,7 @@ def test_the_thresholds():
 
 
 def test_controls_are_not_default_rows():
-    assert "logit_adjustment" not in method_names() and "baseline_threshold" in method_names(controls=True)
+    assert "logit_adjustment" not in method_names() and "baseline_threshold" in method_names(extra=True)
 
 
 def test_controls_in_the_matrix_reuse_the_baseline_cell(tmp_path):

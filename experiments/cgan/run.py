@@ -16,6 +16,9 @@ Variants (each at least two GAN seeds; the chosen recipe at least three):
   proj_sn    gan.discriminator_head=projection, gan.spectral_norm=true
   transition gan.transition=[15,30]: unconditional to epoch 15, labels faded in by epoch 30
              (Shahbazi et al. 2022, "Collapse by Conditioning"; fixed before any run)
+  recipe     the screen's choice (table.py `screen` under choice_rule.md, read from summary.json;
+             today gan.real_sampling=balanced, read on the raw G), at GAN seeds 0, 1, 2 at 25% and
+             at 10%: the `cdcgan_plus_aNNN` rows' setting (keras_cxr/gan/settings.py RECIPE)
   long       gan.cdcgan_epochs=114: twice the epochs (added after the screen's ten runs: ttur
              seed 1's average was still improving at epoch 57, and several tracked best epochs
              are the last; three quick alphas at this length stay within issue 23's 60 minutes
@@ -25,6 +28,8 @@ Stages (resumable; run from the repository root, one process at a time per machi
 
   python experiments/cgan/run.py train --minority 25 --variants base balanced --seeds 0 1
   python experiments/cgan/run.py table --minority 25      # results/cgan/summary.json + results.md
+  python experiments/cgan/run.py train --minority 10 --variants recipe --seeds 0 1 2
+  python experiments/cgan/run.py table --minority 10
 
 Runs land in experiments/results/cgan/m<minority>/<variant>/seed<k>/ (committed: config, log,
 done, manifest; not checkpoints). The split is the quick preset's on ../shared/data/kermany128
@@ -54,6 +59,21 @@ VARIANTS = {
     "transition": ["gan.transition=[15,30]"],
     "long": ["gan.cdcgan_epochs=114"],
 }
+RECIPE = "recipe"  # the screen's combination (table.py `screen`, choice_rule.md), at GAN seeds 0, 1, 2
+
+
+def settings(variant: str) -> list[str]:
+    """A variant's `--set` values; the recipe's are the ones the screen chose, read from summary.json."""
+    if variant != RECIPE:
+        return VARIANTS[variant]
+    import json
+
+    summary = OUT / "summary.json"
+    screen = json.loads(summary.read_text()).get("screen", {}) if summary.exists() else {}
+    if not screen.get("complete"):
+        sys.exit(f"error: the screen has not chosen a recipe yet (run `table --minority 25` after every screened "
+                 f"variant has two seeds). Received: {summary}")
+    return screen["settings"]
 
 
 def split_dir(minority: int) -> Path:
@@ -95,7 +115,7 @@ def train(minority: int, variants: list[str], seeds: list[int], data: str) -> No
                 continue
             out.mkdir(parents=True, exist_ok=True)
             _copy_extractor(split_dir(minority), out)
-            sets = [s for kv in [EMA, f"data.minority_fraction={minority / 100}", *VARIANTS[variant]] for s in ("--set", kv)]
+            sets = [s for kv in [EMA, f"data.minority_fraction={minority / 100}", *settings(variant)] for s in ("--set", kv)]
             cmd = [sys.executable, "-m", "keras_cxr", "train-gan", "--model", "cdcgan", "--alpha", "0.5",
                    "--preset", "quick", "--manifest", str(manifest), "--out", str(out), "--seed", str(seed),
                    *sets, "--quiet"]
@@ -108,7 +128,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=("train", "table"))
     p.add_argument("--minority", type=int, choices=(25, 10), default=25)
-    p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", choices=(*VARIANTS, RECIPE), default=list(VARIANTS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--data", default=DATA)
     args = p.parse_args(argv)
@@ -117,7 +137,7 @@ def main(argv=None) -> None:
     else:
         from table import write_table  # noqa: E402 (sibling module)
 
-        write_table(split_dir(args.minority), VARIANTS)
+        write_table(split_dir(args.minority), {**VARIANTS, RECIPE: None})
 
 
 if __name__ == "__main__":

@@ -16,12 +16,26 @@ Two reads per run (see run.py): the raw G and its moving average ("+ema").
   measurements of the raw G at its tracked best epoch, exported beside the run's generator as
   `models/cdcgan_a050_raw/1` and read through the same SavedModel path.
 
+Instruments. A trained extractor is the yardstick of every number above, and two trainings of one
+seed on different CPUs are different yardsticks (oneDNN picks its kernels by instruction set: the
+seed-0 extractor of m25 retrained on an Intel AMX host tests at AUC 0.929 where the AMD one tested
+0.922), with Frechet ratios several-fold apart (extractor seeds 0, 1, 2 of one training already give
+18.9 / 3.7 / 5.5 for one generator). So every run is read under the extractor it was tracked with
+(its own `extractor/*/seed0.json`), whose constants (real fidelity per label, real-vs-real) are kept
+in <split>/instruments.json by id; a table row names its instrument, and runs are compared only
+under one. Extractor weights are not committed: a run whose instrument's weights are gone keeps its
+tracked numbers and its cached measurement, and cannot be measured again.
+
+Partial runs: a run folder with `partial.json` (why it stopped, its last epoch) instead of
+`done.json` is read from its log up to that epoch: tracked columns only.
+
 Writes <split>/<variant>/seed<k>/quality.json (cached), experiments/results/cgan/summary.json
 (rows of both splits) and <split>/results.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -49,6 +63,20 @@ def tracked_best(rows: list[dict], prefix: str, min_fidelity: float, real_fideli
     from keras_cxr.gan.selection import best_row
 
     return best_row(log_view(rows, prefix), True, min_fidelity, real_fidelity)
+
+
+def extractor_id(record: dict) -> str:
+    """Names one trained extractor (a run's instrument): a hash of its test metrics, which two
+    trainings of one seed on different CPUs do not share."""
+    return hashlib.sha256(json.dumps(record["test_metrics"], sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_extractor_id(run_dir: Path) -> str:
+    """The instrument a run was tracked with: the seed-0 extractor copied into its folder."""
+    records = sorted(run_dir.glob("extractor/*/seed0.json"))
+    if len(records) != 1:
+        raise SystemExit(f"error: a run folder holds one seed-0 extractor record. Received: {run_dir} ({len(records)})")
+    return extractor_id(json.loads(records[0].read_text()))
 
 
 class Split:
@@ -81,6 +109,22 @@ class Split:
         from keras_cxr.explain.memorisation import near_copy_threshold
 
         self.threshold = near_copy_threshold(self.x_train)
+        self.id = extractor_id(e0.record)
+        self.instruments = self._record_instrument()
+
+    def _record_instrument(self) -> dict:
+        """<split>/instruments.json with this split's current extractor added: what tracked ratios of
+        runs tracked under it are read against, kept after its weights are gone."""
+        from keras_cxr.pipeline.provenance import cpu_model
+
+        path = self.dir / "instruments.json"
+        known = json.loads(path.read_text()) if path.exists() else {}
+        if self.id not in known:
+            known[self.id] = {"real_fidelity_per_label": list(self.real_fidelity_per_label),
+                              "real_vs_real0": self.real_vs_real0, "cpu": cpu_model(),
+                              "test_roc_auc": [e.record["test_metrics"]["roc_auc"] for e in self.extractors]}
+            path.write_text(json.dumps(known, indent=2) + "\n")
+        return known
 
     def measure(self, generator: Path) -> tuple[dict, np.ndarray]:
         """One exported generator (a SavedModel folder) measured against this split; and the
@@ -137,33 +181,66 @@ def _grids(run_dir: Path, split_dir: Path, variant: str, seed: int, epoch: int) 
     out = []
     for label in (0, 1):
         src = run_dir / RUN / "samples" / f"epoch-{epoch:04d}_label{label}.png"
+        dest = split_dir / "grids" / f"{variant}_seed{seed}_label{label}.png"
         if src.exists():
-            dest = split_dir / "grids" / f"{variant}_seed{seed}_label{label}.png"
             dest.parent.mkdir(exist_ok=True)
             shutil.copy2(src, dest)
+        if dest.exists():  # copied by an earlier table, where the run's samples are gone
             out.append(str(dest.relative_to(split_dir)))
     return out
 
 
 def run_row(split: Split, run_dir: Path, variant: str, seed: int) -> dict | None:
-    done = run_dir / RUN / "done.json"
-    if not done.exists():
+    done, partial = run_dir / RUN / "done.json", run_dir / "partial.json"
+    if not done.exists() and not partial.exists():
         return None
     import csv
 
     with open(run_dir / RUN / "log.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    fid, real = split.config.gan.min_label_fidelity, split.real_fidelity_per_label
-    tracked = {"raw": tracked_best(rows, "raw_", fid, real), "ema": tracked_best(rows, "", fid, real)}
+    instrument = run_extractor_id(run_dir)
+    if instrument not in split.instruments:
+        raise SystemExit(f"error: {run_dir} was tracked under extractor {instrument}, which "
+                         f"{split.dir / 'instruments.json'} does not know. Received: {sorted(split.instruments)}")
+    constants = split.instruments[instrument]
+    real = tuple(constants["real_fidelity_per_label"])
+    tracked = {"raw": tracked_best(rows, "raw_", split.config.gan.min_label_fidelity, real),
+               "ema": tracked_best(rows, "", split.config.gan.min_label_fidelity, real)}
     for t in tracked.values():
         if t is not None:
-            t["frechet_ratio"] = t["fd"] / split.real_vs_real0
-            t["fidelity_rel"] = t[f"fidelity_label{split.minority}"] / split.real_fidelity
+            t["frechet_ratio"] = t["fd"] / constants["real_vs_real0"]
+            t["fidelity_rel"] = t[f"fidelity_label{split.minority}"] / real[split.minority]
+    sittings = json.loads((run_dir / "sittings.json").read_text()) if (run_dir / "sittings.json").exists() else []
+    row = {"variant": variant, "gan_seed": seed, "minority_pct": int(split.dir.name[1:]), "extractor": instrument,
+           "tracked": tracked, "measured": None, "export_epoch": None, "export_gate": None, "grids": [],
+           # The train steps' seconds from the log, whole across resumes (a killed sitting logs no wall time).
+           "train_steps_s": round(sum(float(r["epoch_s"]) for r in rows), 1),
+           "threads": sorted({str(s.get("threads")) for s in sittings}),
+           "cpu": sittings[-1]["cpu"] if sittings else None}
+    if not done.exists():  # stopped for good before its last epoch: its log is all there is
+        row["partial"] = json.loads(partial.read_text())
+        return row
+    done = json.loads(done.read_text())
+    row.update(export_epoch=done.get("export_epoch"),
+               export_gate="relative" if "real_fidelity" in done else "absolute",
+               grids=_grids(run_dir, split.dir, variant, seed, done.get("export_epoch")))
+    row["measured"] = _measured(split, run_dir, variant, seed, instrument, tracked["raw"])
+    return row
+
+
+def _measured(split: Split, run_dir: Path, variant: str, seed: int, instrument: str, raw_best) -> dict | None:
+    """The run's exported generator (and its raw G, where kept) measured under the split's current
+    extractors, cached in quality.json; a cache from before the stamp was measured under the run's own."""
     cache = run_dir / "quality.json"
-    if not cache.exists():
-        cache.write_text(json.dumps(split.measure(run_dir / "models" / RUN / "1")[0], indent=2) + "\n")
-    measured = json.loads(cache.read_text())
-    raw_epoch = tracked["raw"]["epoch"] if tracked["raw"] else 0
+    measured = json.loads(cache.read_text()) if cache.exists() else None
+    if measured is not None and measured.get("extractor", instrument) != split.id:
+        return measured  # measured under an instrument that is gone: kept as it was
+    if instrument != split.id:
+        return measured
+    if measured is None:
+        measured = {**split.measure(run_dir / "models" / RUN / "1")[0], "extractor": split.id}
+        cache.write_text(json.dumps(measured, indent=2) + "\n")
+    raw_epoch = raw_best["epoch"] if raw_best else 0
     kept = (run_dir / RUN / "tracked" / f"epoch-{raw_epoch:04d}.npz").exists()
     if kept and measured.get("raw", {}).get("epoch") != raw_epoch:  # the raw G too, where the run kept it
         from keras_cxr.gan.grid import save_grid
@@ -174,17 +251,7 @@ def run_row(split: Split, run_dir: Path, variant: str, seed: int) -> dict | None
         grid.parent.mkdir(exist_ok=True)
         save_grid(images[:16], grid)
         cache.write_text(json.dumps(measured, indent=2) + "\n")
-    sittings = json.loads((run_dir / "sittings.json").read_text()) if (run_dir / "sittings.json").exists() else []
-    done = json.loads(done.read_text())
-    export_epoch = done.get("export_epoch")
-    return {"variant": variant, "gan_seed": seed, "minority_pct": int(split.dir.name[1:]),
-            "export_epoch": export_epoch, "export_gate": "relative" if "real_fidelity" in done else "absolute",
-            "grids": _grids(run_dir, split.dir, variant, seed, export_epoch), "tracked": tracked,
-            "measured": measured,
-            # The train steps' seconds from the log, whole across resumes (a killed sitting logs no wall time).
-            "train_steps_s": round(sum(float(r["epoch_s"]) for r in rows), 1),
-            "threads": sorted({str(s.get("threads")) for s in sittings}),
-            "cpu": sittings[-1]["cpu"] if sittings else None}
+    return measured
 
 
 def collect(split_dir: Path, variants) -> list[dict]:
@@ -192,7 +259,7 @@ def collect(split_dir: Path, variants) -> list[dict]:
     rows = []
     for variant in variants:
         for run_dir in sorted((split_dir / variant).glob("seed*")):
-            if not (run_dir / RUN / "done.json").exists():
+            if not ((run_dir / RUN / "done.json").exists() or (run_dir / "partial.json").exists()):
                 continue
             split = split or Split(split_dir)
             rows.append(run_row(split, run_dir, variant, int(run_dir.name[4:])))
@@ -213,13 +280,14 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
           "", "Exported under the absolute 0.9 gate (before it was relative): "
           + (", ".join(f"{r['variant']} seed {r['gan_seed']}" for r in rows if r["export_gate"] == "absolute") or "none")
           + ".", "",
-          "| variant | GAN seed | raw: epoch | raw: FD ratio | raw: fidelity rel | raw measured: FD ratio per "
+          "| variant | GAN seed | extractor | raw: epoch | raw: FD ratio | raw: fidelity rel | raw measured: FD ratio per "
           "extractor, fidelity rel, near-copies | ema: epoch | ema: FD ratio | "
           "ema: fidelity rel | measured FD ratio per extractor | KID | precision | recall | fidelity rel | "
-          "near-copies | train steps (min) |", "|" + "---|" * 16]
+          "near-copies | train steps (min) |", "|" + "---|" * 17]
     for r in rows:
-        t, m = r["tracked"], r["measured"]
-        cells = [r["variant"], str(r["gan_seed"])]
+        t, m = r["tracked"], r["measured"] or {}
+        cells = [r["variant"] + (f" (partial: epochs 1-{r['partial']['last_epoch']})" if "partial" in r else ""),
+                 str(r["gan_seed"]), r["extractor"]]
         for k in ("raw", "ema"):
             cells += [str(t[k]["epoch"]), _fmt(t[k]["frechet_ratio"]), _fmt(t[k]["fidelity_rel"])] if t[k] else ["-"] * 3
             if k == "raw":
@@ -227,10 +295,10 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
                 cells.append(f"{' / '.join(_fmt(v) for v in raw['frechet_ratio_per_extractor'])}, "
                              f"{_fmt(raw['fidelity_rel'])}, {raw['near_copies']}" if raw else "-")
         if (split_dir.name, r["variant"], r["gan_seed"]) in PLAIN_EMA:
-            cells[6] += " (plain EMA)"
-        cells += [" / ".join(_fmt(v) for v in m["frechet_ratio_per_extractor"]), _fmt(m["kid"], 4),
-                  _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["fidelity_rel"]), str(m["near_copies"]),
-                  _fmt(r["train_steps_s"] / 60, 1) + f" ({'/'.join(r['threads'])} thr)"]
+            cells[7] += " (plain EMA)"
+        cells += ([" / ".join(_fmt(v) for v in m["frechet_ratio_per_extractor"]), _fmt(m["kid"], 4),
+                   _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["fidelity_rel"]), str(m["near_copies"])]
+                  if m else ["-"] * 6) + [_fmt(r["train_steps_s"] / 60, 1) + f" ({'/'.join(r['threads']) or '?'} thr)"]
         md.append("| " + " | ".join(cells) + " |")
     md += ["", "Sample grids of each exported generator (epoch as in the table; fixed latents; label 0 normal, "
            "label 1 pneumonia):", ""]
@@ -239,8 +307,21 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
     if raw_grids:
         md += ["", "The measured raw G's (the seed-0 extractor's sample of 500 minority images, the first 16):", ""]
         md += [f"![{g.stem}](grids/{g.name})" for g in raw_grids]
-    if rows:
-        m = rows[0]["measured"]
+    partial = [r for r in rows if "partial" in r]
+    if partial:
+        md += ["", "Partial runs (tracked columns from their log only; their best epoch is over the evaluations "
+               "they reached, so a finished run's could only be lower): "
+               + "; ".join(f"{r['variant']} seed {r['gan_seed']}: {r['partial']['why']}" for r in partial)]
+    instruments = json.loads((split_dir / "instruments.json").read_text())
+    md += ["", "Extractors (instruments; numbers are compared only under one): "
+           + "; ".join(f"`{k}` trained on {v['cpu']}, seed-0 real-vs-real {v['real_vs_real0']:.4f}, real fidelity "
+                       f"per label {v['real_fidelity_per_label'][0]:.4f} / {v['real_fidelity_per_label'][1]:.4f}, "
+                       f"test ROC AUC per seed {' / '.join(f'{a:.4f}' for a in v['test_roc_auc'])}"
+                       + (" (weights lost)" if v.get("weights_lost") else "")
+                       for k, v in instruments.items())]
+    measured = [r for r in rows if r["measured"]]
+    if measured:
+        m = measured[0]["measured"]
         md += ["", f"Reference set: {m['n_real_minority_train']} real minority train images against "
                f"{m['feature_dim']} feature dimensions"
                + (" (fewer images than dimensions: every covariance is rank-deficient and each Frechet distance "
@@ -249,7 +330,7 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
                f"Real minority test images' fidelity under extractor seed 0: {m['fidelity_real_minority']:.3f} "
                "(fidelity rel divides by it). Near-copies: " + m["near_copy_rule"]
                + f" ({m['near_copy_threshold_rmse']:.4f}).",
-               f"CPU: {rows[0]['cpu']}; train steps: the sum of the log's epoch times (tracking, grids and "
+               f"CPU: {', '.join(sorted({str(r['cpu']) for r in rows}))}; train steps: the sum of the log's epoch times (tracking, grids and "
                "checkpoints not included), on 1 or 2 TensorFlow op threads (thr) on a machine shared with other "
                "work, so it says little about the recipe's own cost.",
                "(plain EMA): trained before the average warmed up; its ema columns and its measured generator are "
@@ -257,17 +338,92 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
     return "\n".join(md) + "\n"
 
 
+SCREENED = ("base", "balanced", "ttur", "resize", "proj_sn", "transition")  # the pre-registered screen
+PROMISING = 1.5  # choice_rule.md: at least this factor below base's worse seed, same read
+
+
+def screen(rows: list[dict], settings: dict) -> dict:
+    """experiments/results/cgan/choice_rule.md applied as written: per screened variant and read,
+    the worse GAN seed's tracked Frechet ratio; "promising" where base's worse seed of the same
+    read is at least 1.5x higher; the combination is every promising setting of the read whose
+    best promising worse seed is lower, else "cannot tell" and the lowest variant-read alone.
+
+    Base's average is read only from runs whose average warmed up (PLAIN_EMA runs excluded): its
+    plain 0.999 average is another estimator, and counting it would lower the bar the other
+    averages must clear."""
+    extractors = sorted({r["extractor"] for r in rows})
+    if len(extractors) > 1:  # ratios under two yardsticks are not comparable (module docstring)
+        return {"complete": False, "missing": [], "mixed_extractors": extractors}
+    worse: dict[tuple[str, str], float] = {}
+    for variant in SCREENED:
+        for read in ("raw", "ema"):
+            ratios = [r["tracked"][read]["frechet_ratio"] for r in rows if r["variant"] == variant
+                      and r["tracked"][read] is not None
+                      and not (read == "ema" and (f"m{r['minority_pct']}", variant, r["gan_seed"]) in PLAIN_EMA)]
+            seeds = {r["gan_seed"] for r in rows if r["variant"] == variant}
+            if len(seeds) >= 2 and ratios:
+                worse[variant, read] = max(ratios)
+    missing = [v for v in SCREENED if (v, "raw") not in worse]
+    if missing:
+        return {"complete": False, "missing": missing}
+    promising = {read: [v for v in SCREENED[1:] if ("base", read) in worse and (v, read) in worse
+                        and worse["base", read] / worse[v, read] >= PROMISING] for read in ("raw", "ema")}
+    candidates = [(min(worse[v, read] for v in vs), read) for read, vs in promising.items() if vs]
+    if candidates:
+        read = min(candidates)[1]
+        chosen, verdict = promising[read], "promising"
+    else:
+        ratio, variant, read = min((r, v, rd) for (v, rd), r in worse.items())
+        chosen, verdict = [variant], "cannot tell"
+    combined = [kv for v in chosen for kv in settings[v]]
+    return {"complete": True, "endpoint": "worse GAN seed's tracked Frechet ratio (seed-0 extractor, export rule)",
+            "worse_seed": {f"{v}{'+ema' if rd == 'ema' else ''}": round(r, 4) for (v, rd), r in worse.items()},
+            "promising": promising, "verdict": verdict, "read": read, "variants": chosen, "settings": combined,
+            "extractor": extractors[0],
+            # Variants with a partial run: their worse seed is an upper bound of what finished runs would give.
+            "bounds": sorted({r["variant"] for r in rows if "partial" in r})}
+
+
+def screen_markdown(result: dict) -> list[str]:
+    if not result["complete"]:
+        if result.get("mixed_extractors"):
+            return ["", "Screen (choice_rule.md): not applied: its runs were tracked under different extractors "
+                    + ", ".join(result["mixed_extractors"]) + "."]
+        return ["", "Screen (choice_rule.md): not complete, waiting for two seeds of "
+                + ", ".join(result["missing"]) + "."]
+    bound = set(result.get("bounds", []))
+    md = ["", "## The screen's choice (choice_rule.md applied by this script)", "",
+          "| variant | raw: worse seed | ema: worse seed |", "|---|---|---|"]
+    for v in SCREENED:
+        le = "<= " if v in bound else ""
+        md.append(f"| {v} | {le}{_fmt(result['worse_seed'].get(v))} | {le}{_fmt(result['worse_seed'].get(v + '+ema'))} |")
+    md += ["", f"Promising (at least {PROMISING}x below base's worse seed, same read): raw "
+           f"{', '.join(result['promising']['raw']) or 'none'}; ema {', '.join(result['promising']['ema']) or 'none'}. "
+           "Base's average is read from its warmed-up run only (seed 0's is the plain average)."
+           + (f" <= : {', '.join(sorted(bound))} has a partial run, whose worse seed is an upper bound." if bound else ""),
+           f"Verdict: {result['verdict']}. The combination: {' + '.join(result['variants'])}, read "
+           f"{'the raw G' if result['read'] == 'raw' else 'the average'}, settings "
+           f"`{' '.join(result['settings']) or '(none)'}`, trained as variant `recipe` at GAN seeds 0, 1, 2."]
+    return md
+
+
 def write_table(split_dir: Path, variants) -> None:
     rows = collect(split_dir, variants)
-    (split_dir / "results.md").write_text(markdown(rows, split_dir))
     summary_path = split_dir.parent / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"chosen": None, "rows": []}
+    md = markdown(rows, split_dir)
+    if split_dir.name == "m25":  # the screen runs at 25% only; 10% confirms its choice
+        summary["screen"] = screen([r for r in rows if r["variant"] in SCREENED], variants)
+        if summary["screen"]["complete"]:  # the recipe's row in `rows`: its raw G or its average
+            summary["chosen"] = "recipe" + ("+ema" if summary["screen"]["read"] == "ema" else "")
+        md += "\n".join(screen_markdown(summary["screen"])) + "\n"
+    (split_dir / "results.md").write_text(md)
     pct = int(split_dir.name[1:])
     kept = [r for r in summary["rows"] if r["minority_pct"] != pct]
     for r in rows:
         for read in ("raw", "ema"):
             t = r["tracked"][read]
-            m = r["measured"] if read == "ema" else r["measured"].get("raw")  # the raw G: measured where kept
+            m = (r["measured"] or {}) if read == "ema" else (r["measured"] or {}).get("raw")  # raw G: where kept
             row = {"variant": r["variant"] + ("+ema" if read == "ema" else ""), "minority_pct": pct,
                    "gan_seed": r["gan_seed"], "read": "measured" if m else "tracked"}
             if m:

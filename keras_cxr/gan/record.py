@@ -40,6 +40,7 @@ class GeneratorRecord:
         diffaugment: str. DiffAugment policies it trained with.
         ema: float. Decay of the moving average exported instead of the raw G (0: the raw G).
         gan_seed: int or None. The GAN seed of a per-seed generator (`classifier.generator_per_seed`).
+        recipe: bool. A cDCGAN trained with issue 23's recipe (`cdcgan_plus_aNNN`).
         generated_label: int or None. A DCGAN's label, as older files record it without a minority.
     """
 
@@ -59,6 +60,7 @@ class GeneratorRecord:
     diffaugment: str = "none"
     ema: float = 0.0
     gan_seed: int | None = None
+    recipe: bool = False
     generated_label: int | None = None
 
     def __post_init__(self):
@@ -91,6 +93,8 @@ class GeneratorRecord:
                "diffaugment": self.diffaugment, "ema": self.ema}
         if self.gan_seed is not None:
             out["gan_seed"] = self.gan_seed
+        if self.recipe:
+            out["recipe"] = True
         if self.conditional and self.minority_label is not None and self.class_names:
             m = self.majority_label
             out["alpha_meaning"] = (f"share of generated labels from the train split's majority class "
@@ -121,7 +125,8 @@ class GeneratorRecord:
                    export_epoch=meta.get("export_epoch", meta.get("epochs")),
                    max_images=int(meta.get("max_images", DEFAULT_MAX_IMAGES)),
                    diffaugment=meta.get("diffaugment", "none"), ema=float(meta.get("ema", 0.0)),
-                   gan_seed=meta.get("gan_seed"), generated_label=meta.get("generated_label"))
+                   gan_seed=meta.get("gan_seed"), recipe=bool(meta.get("recipe", False)),
+                   generated_label=meta.get("generated_label"))
 
     @classmethod
     def read(cls, export_dir: str | os.PathLike) -> "GeneratorRecord":

@@ -16,6 +16,12 @@ REAL_SAMPLING = ("dataset", "balanced")
 EXPORT_RULES = ("last", "best")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # keras_cxr.gan.diffaugment
 
+# Issue 23's conditional recipe: the `gan` settings the screen at 25% minority chose by its
+# pre-registered rule (experiments/results/cgan/choice_rule.md; m25/results.md, "The screen's
+# choice"), laid over a preset's `gan` section for the `cdcgan_plus_aNNN` rows only. The faithful
+# `cdcgan_aNNN` rows never read it. "ema": which read the screen chose (0: the raw G is exported).
+RECIPE = {"real_sampling": "balanced", "ema": 0.0}
+
 
 def one_of(name: str, value, choices) -> None:
     if value not in choices:

@@ -140,15 +140,16 @@ def cmd_train_gan(args) -> dict:
     if args.seed is not None:
         args.set = list(args.set or []) + [f"gan.seed={args.seed}"]
     config = _config(args)
-    spec = GeneratorSpec(args.model, args.alpha)
+    spec = GeneratorSpec(args.model, args.alpha, recipe=args.recipe)
     manifest, probe = args.manifest, None
     if config.gan.eval_every and RunFolder(args.out, spec).done() is None:
         # Tracking measures against the extractor of one manifest: fix the data split first.
         manifest = prepare_manifest(config, Path(args.out), args.data, args.manifest)
-        probe = quality_probe(config, args.out, manifest, spec)
+        probe = quality_probe(config.for_generator(recipe=args.recipe), args.out, manifest, spec)
     result = train_gan(
         kind=args.model, config=config, out_dir=args.out, alpha=args.alpha,
         data=None if manifest else args.data, manifest=manifest, verbose=0 if args.quiet else 1, probe=probe,
+        recipe=args.recipe,
     )
     keys = ("run_dir", "export_dir", "epochs", "wall_s", "export", "export_epoch")
     print(json.dumps({k: result[k] for k in keys if k in result}, indent=2))
@@ -370,6 +371,9 @@ def _add_gan_commands(sub) -> None:
     p.add_argument("--alpha", type=float, default=0.5,
                    help="cDCGAN: share of fake labels from the majority class (paper 4.5; default 0.5)")
     p.add_argument("--seed", type=int, help="shorthand for --set gan.seed=S")
+    p.add_argument("--recipe", action="store_true",
+                   help="cDCGAN: issue 23's conditional recipe over the preset's gan settings (cdcgan_plus_aNNN; "
+                        "a departure from the paper, docs/faithful.md)")
     _add_run_options(p, "output folder: <out>/<run>/ and <out>/models/<run>/1/")
     _add_export(p)
     p.set_defaults(func=cmd_train_gan, needs_tensorflow=True)
@@ -387,7 +391,7 @@ def _add_gan_commands(sub) -> None:
 def _add_classifier_commands(sub) -> None:
     from keras_cxr.methods import method_names
 
-    methods = f"{', '.join(method_names(controls=True))} (cDCGAN rows follow gan.alphas)"
+    methods = f"{', '.join(method_names(extra=True))} (cDCGAN rows follow gan.alphas)"
     p = sub.add_parser("train-classifier", help="train and test the classifier for one (method, seed) cell")
     p.add_argument("--method", required=True, help=f"one of: {methods}")
     p.add_argument("--seed", type=int, default=0)

@@ -115,7 +115,7 @@ def default_strategy() -> tf.distribute.Strategy:
 
 def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, data=None, manifest=None,
               verbose: int = 1, strategy: tf.distribute.Strategy | None = None, max_epochs: int | None = None,
-              probe=None, gan_seed: int | None = None) -> dict:
+              probe=None, gan_seed: int | None = None, recipe: bool = False) -> dict:
     """Trains (or resumes) one GAN and exports its generator.
 
     Args:
@@ -138,13 +138,15 @@ def train_gan(kind: str, config: Config, out_dir, alpha: float | None = 0.5, dat
             a cDCGAN's export gate.
         gan_seed: int or None. Train with this `gan.seed` as a generator of its own, named
             `<name>_g<seed>` (`classifier.generator_per_seed`); None: the preset's seed, plain name.
+        recipe: bool. A cDCGAN with issue 23's recipe over the preset's gan settings
+            (`keras_cxr.gan.settings.RECIPE`), named `cdcgan_plus_aNNN`. Defaults to False.
 
     Returns:
         dict with run_dir, export_dir, epochs, wall_s, the last epoch's metrics and, once done,
         the exported epoch and the rule that chose it.
     """
-    spec = GeneratorSpec(kind, alpha, gan_seed)
-    config = config.with_gan_seed(gan_seed)
+    spec = GeneratorSpec(kind, alpha, gan_seed, recipe)
+    config = config.for_generator(gan_seed, recipe)
     check_image_size(config.image_size)
     run = RunFolder(out_dir, spec)
     if config.gan.eval_every and probe is None and run.done() is None:
@@ -312,4 +314,4 @@ def _generator_record(run_config: dict, spec: GeneratorSpec, epochs: int, max_im
         image_size=p["image_size"], minority_label=minority_label(run_config["train_counts"]),  # `generate`'s default
         alpha=run_config["alpha"], class_names=tuple(run_config["class_names"]), name=spec.name, preset=p["name"],
         epochs=epochs, max_images=max_images, diffaugment=p["gan"].get("diffaugment", "none"),
-        ema=p["gan"].get("ema", 0.0), gan_seed=spec.gan_seed)
+        ema=p["gan"].get("ema", 0.0), gan_seed=spec.gan_seed, recipe=spec.recipe)

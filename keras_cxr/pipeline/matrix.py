@@ -100,9 +100,9 @@ def ensure_generator(config: Config, out_dir: Path, manifest: Path, spec, verbos
     if not done:
         raise_if_held(run.dir)  # before loading the probe's extractor, which a waiting shard would redo
     # A generator of its own seed is tracked with that seed's fixed latents, as `train-gan --seed` tracks it.
-    probe = None if done else quality_probe(config.with_gan_seed(spec.gan_seed), out_dir, manifest, spec)
+    probe = None if done else quality_probe(config.for_generator(spec.gan_seed, spec.recipe), out_dir, manifest, spec)
     train_gan(spec.kind, config, out_dir, alpha=spec.alpha, manifest=manifest, verbose=verbose, probe=probe,
-              gan_seed=spec.gan_seed)
+              gan_seed=spec.gan_seed, recipe=spec.recipe)
 
 
 def evaluate_all(config: Config, out_dir, data=None, manifest=None, shard: str | None = None,

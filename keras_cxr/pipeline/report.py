@@ -173,10 +173,10 @@ def _exported_generators(results: Path) -> list[GeneratorSpec]:
             record = GeneratorRecord.read(pb.parent)
         except KerasCXRError:  # a SavedModel that is not one of keras_cxr's generators
             continue
-        spec = GeneratorSpec(record.kind, record.alpha, record.gan_seed)
+        spec = GeneratorSpec(record.kind, record.alpha, record.gan_seed, record.recipe)
         if spec.name == pb.parent.parent.name:  # a folder named as its run: one of this matrix's
             specs.append(spec)
-    return sorted(specs, key=lambda s: (s.conditional, s.alpha or 0.0, -1 if s.gan_seed is None else s.gan_seed))
+    return sorted(specs, key=lambda s: (s.conditional, s.recipe, s.alpha or 0.0, -1 if s.gan_seed is None else s.gan_seed))
 
 
 def _manifest_of(results: Path) -> Path:

@@ -30,6 +30,8 @@ def _generator_record(rs) -> dict | None:
               "sha256": folder_sha256(rs.generated.path), "export_epoch": g.export_epoch}
     if g.gan_seed is not None:  # a generator of its own seed (`classifier.generator_per_seed`)
         record["gan_seed"] = g.gan_seed
+    if g.recipe:  # issue 23's conditional recipe (`cdcgan_plus_aNNN`)
+        record["recipe"] = True
     return record
 
 

@@ -1,0 +1,55 @@
+"""experiments/cgan/table.py `screen`: the pre-registered choice rule of issue 23's screen
+(experiments/results/cgan/choice_rule.md) applied by code, not by eye."""
+
+import runpy
+
+from tests.conftest import REPO
+
+TABLE = runpy.run_path(str(REPO / "experiments" / "cgan" / "table.py"))
+SETTINGS = {"base": [], "balanced": ["gan.real_sampling=balanced"], "ttur": ["gan.d_learning_rate=4e-4"],
+            "resize": ["gan.upsample=resize"], "proj_sn": ["p=1", "s=1"], "transition": ["t=1"]}
+
+
+def _rows(ratios: dict, extractor: str = "aaaa") -> list[dict]:
+    """{variant: [(raw, ema) per GAN seed]} as table.py's run rows, all tracked under one extractor."""
+    return [{"variant": v, "gan_seed": k, "minority_pct": 25, "extractor": extractor,
+             "tracked": {"raw": {"frechet_ratio": raw}, "ema": {"frechet_ratio": ema}}}
+            for v, seeds in ratios.items() for k, (raw, ema) in enumerate(seeds)]
+
+
+NONE = {v: [(10.0, 10.0), (12.0, 12.0)] for v in SETTINGS}
+
+
+def test_the_worse_seed_must_beat_bases_by_the_factor_and_the_better_read_wins():
+    ratios = {**NONE, "balanced": [(1.0, 5.0), (8.0, 5.0)],  # raw worse 8.0: 12 / 8 = 1.5, promising
+              "resize": [(7.0, 2.0), (13.0, 7.0)]}  # raw worse 13: not; ema worse 7: 12 / 7 >= 1.5
+    result = TABLE["screen"](_rows(ratios), SETTINGS)
+    assert result["promising"] == {"raw": ["balanced"], "ema": ["balanced", "resize"]}
+    # The read whose best promising worse seed is lower: ema (5.0 < 8.0), with all its promising settings.
+    assert (result["verdict"], result["read"], result["variants"]) == ("promising", "ema", ["balanced", "resize"])
+    assert result["settings"] == ["gan.real_sampling=balanced", "gan.upsample=resize"]
+    # One good seed is not enough: the worse seed decides.
+    ratios["balanced"], ratios["resize"] = [(0.5, 0.5), (11.0, 11.5)], [(0.5, 0.5), (12.5, 12.5)]
+    result = TABLE["screen"](_rows(ratios), SETTINGS)
+    assert result["promising"] == {"raw": [], "ema": []}
+    # Then the lowest worse seed alone, as a default, not a finding.
+    assert (result["verdict"], result["variants"], result["read"]) == ("cannot tell", ["balanced"], "raw")
+
+
+def test_bases_plain_average_is_left_out_and_a_missing_variant_waits():
+    ratios = {**NONE, "base": [(12.0, 40.0), (12.0, 12.0)], "ttur": [(11.0, 7.5), (11.0, 7.5)]}
+    result = TABLE["screen"](_rows(ratios), SETTINGS)  # m25 base seed 0's average is the plain one
+    assert result["worse_seed"]["base+ema"] == 12.0 and result["promising"]["ema"] == ["ttur"]
+    assert TABLE["screen"](_rows({**NONE, "resize": [(1.0, 1.0)]}), SETTINGS) == \
+        {"complete": False, "missing": ["resize"]}
+
+
+def test_runs_under_two_extractors_are_not_screened_and_a_partial_run_is_a_bound():
+    rows = _rows(NONE)
+    rows[-1]["extractor"] = "bbbb"  # one run tracked under a retrained extractor: another yardstick
+    assert TABLE["screen"](rows, SETTINGS) == {"complete": False, "missing": [], "mixed_extractors": ["aaaa", "bbbb"]}
+    rows = _rows(NONE)
+    rows[6]["partial"] = {"last_epoch": 48, "why": "machine shut down"}  # resize seed 0
+    result = TABLE["screen"](rows, SETTINGS)
+    assert result["bounds"] == ["resize"] and result["extractor"] == "aaaa"
+    assert any(line.startswith("| resize | <= ") for line in TABLE["screen_markdown"](result))
