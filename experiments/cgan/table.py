@@ -327,8 +327,8 @@ def markdown(rows: list[dict], split_dir: Path) -> str:
                + (" (fewer images than dimensions: every covariance is rank-deficient and each Frechet distance "
                   "biased upwards, so read ratios, not absolute distances)." if m["n_real_minority_train"] < m["feature_dim"]
                   else " (more images than dimensions)."),
-               f"Real minority test images' fidelity under extractor seed 0: {m['fidelity_real_minority']:.3f} "
-               "(fidelity rel divides by it). Near-copies: " + m["near_copy_rule"]
+               "Fidelity rel divides by the real minority test images' fidelity under the row's extractor "
+               "(Extractors, above). Near-copies: " + m["near_copy_rule"]
                + f" ({m['near_copy_threshold_rmse']:.4f}).",
                f"CPU: {', '.join(sorted({str(r['cpu']) for r in rows}))}; train steps: the sum of the log's epoch times (tracking, grids and "
                "checkpoints not included), on 1 or 2 TensorFlow op threads (thr) on a machine shared with other "
