@@ -9,8 +9,9 @@ six), `classifier.generator_per_seed` on (the quick preset's setting: a GAN cell
 generator trained with gan.seed = s), and these rows:
 
   baseline, baseline_threshold, logit_adjustment (threshold controls), class_weights,
-  oversample, smote, dcgan, cdcgan_a050 (the faithful cDCGAN), and the conditional recipe that
-  experiments/cgan chooses (added to ROWS when it is chosen: not before).
+  oversample, smote, dcgan, cdcgan_a050 (the faithful cDCGAN), and cdcgan_plus_a050, the
+  conditional recipe experiments/cgan chose (keras_cxr/gan/settings.py RECIPE; a generator per
+  seed like every GAN row).
 
 Results land in experiments/results/answer/minority25/ and minority10/ (cells, results.md;
 weights, checkpoints and generators stay out of git, see .gitignore). The call rule, endpoints
@@ -31,7 +32,7 @@ OUT = ROOT / "experiments" / "results" / "answer"
 DATA = "../shared/data/kermany128"
 SEEDS = [0, 1, 2, 3, 4, 5]
 ROWS = ["baseline", "baseline_threshold", "logit_adjustment", "class_weights", "oversample", "smote", "dcgan",
-        "cdcgan_a050"]
+        "cdcgan_a050", "cdcgan_plus_a050"]
 
 
 def folder(minority: int) -> Path:
