@@ -40,8 +40,26 @@ def train(data: str) -> int:
     return run_logged(cmd, OUT, cwd=ROOT)
 
 
+def real_vs_real() -> float:
+    """The scale of the tracked distances: the seed-0 extractor's Frechet distance between the real
+    pneumonia train images (what tracking compares against) and the real pneumonia test images."""
+    from keras_cxr.classify.datasets import Splits
+    from keras_cxr.config import load_preset
+    from keras_cxr.evaluate.quality import frechet_distance
+    from keras_cxr.pipeline.extractor import ensure_extractor, unit_images
+
+    config = load_preset("paper")
+    manifest = OUT / "data" / "manifest.csv"
+    extractor = ensure_extractor(config, OUT, manifest, seed=0)
+    splits = Splits.load(manifest, config.image_size)
+    label = json.loads((OUT / "dcgan" / "config.json").read_text())["generated_label"]
+    train, test = (unit_images(x[y == label]) for x, y in (splits.train, splits.test))
+    return frechet_distance(extractor.features(train), extractor.features(test))
+
+
 def table() -> None:
     run = OUT / "dcgan"
+    rvr = real_vs_real()
     with open(run / "log.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     tracked = [r for r in rows if r.get("fd") not in (None, "")]
@@ -61,12 +79,20 @@ def table() -> None:
           "160 epochs on the pneumonia images of the paper preset's Kermany split, tracked every "
           f"{EVAL_EVERY} epochs (Frechet distance and KID of 512 generated images from fixed latents against the "
           "real pneumonia train images, the split's seed-0 extractor at 128x128).", "",
-          "| epoch | Frechet | KID | D loss real | D loss fake | G loss | epoch s |", "|---|---|---|---|---|---|---|"]
+          f"Real-vs-real (real pneumonia train against test images, same extractor): {rvr:.3f}.", "",
+          "| epoch | Frechet | Frechet / real-vs-real | KID | D loss real | D loss fake | G loss | epoch s |",
+          "|---|---|---|---|---|---|---|---|"]
     for r in tracked:
-        md.append(f"| {r['epoch']} | {float(r['fd']):.3f} | {float(r['kid']):.4f} | {float(r['d_loss_real']):.3f} | "
+        md.append(f"| {r['epoch']} | {float(r['fd']):.3f} | {float(r['fd']) / rvr:.1f} | {float(r['kid']):.4f} | "
+                  f"{float(r['d_loss_real']):.3f} | "
                   f"{float(r['d_loss_fake']):.3f} | {float(r['g_loss']):.3f} | {float(r['epoch_s']):.1f} |")
+    partial = json.loads((OUT / "partial.json").read_text()) if (OUT / "partial.json").exists() else None
+    config = json.loads((run / "config.json").read_text())  # a DCGAN trains on its label's images: N // batch steps
+    steps = config["train_counts"][config["generated_label"]] // config["preset"]["gan"]["batch_size"]
     md += ["", f"Epochs logged: {len(rows)} of 160" + (f"; exported epoch {done['export_epoch']} ({done['export']})"
-                                                       if done else " (not finished)") + ".",
+                                                       if done else f" (not finished: {partial['why']})" if partial
+                                                       else " (not finished)") + "."
+           + (f" {steps} generator updates per epoch." if steps else ""),
            "Sittings: " + "; ".join(f"{s['started_utc']} UTC, {s['wall_s'] / 60:.1f} min, {s['cpu']}, "
                                     f"threads {s['threads']}, exit {s['exit']}" for s in sittings) + ".", "",
            "Sample grids (fixed latents) at the tracked epochs:", ""]
