@@ -190,9 +190,14 @@ def _grids(run_dir: Path, split_dir: Path, variant: str, seed: int, epoch: int) 
     return out
 
 
+def _readable(run_dir: Path) -> bool:
+    """Finished (`done.json`), or stopped for good (`partial.json`): a run the table reads."""
+    return (run_dir / RUN / "done.json").exists() or (run_dir / "partial.json").exists()
+
+
 def run_row(split: Split, run_dir: Path, variant: str, seed: int) -> dict | None:
     done, partial = run_dir / RUN / "done.json", run_dir / "partial.json"
-    if not done.exists() and not partial.exists():
+    if not _readable(run_dir):
         return None
     import csv
 
@@ -233,10 +238,8 @@ def _measured(split: Split, run_dir: Path, variant: str, seed: int, instrument: 
     extractors, cached in quality.json; a cache from before the stamp was measured under the run's own."""
     cache = run_dir / "quality.json"
     measured = json.loads(cache.read_text()) if cache.exists() else None
-    if measured is not None and measured.get("extractor", instrument) != split.id:
-        return measured  # measured under an instrument that is gone: kept as it was
-    if instrument != split.id:
-        return measured
+    if (measured or {}).get("extractor", instrument) != split.id:
+        return measured  # cached, or to be measured, under an instrument that is gone: kept as it is
     if measured is None:
         measured = {**split.measure(run_dir / "models" / RUN / "1")[0], "extractor": split.id}
         cache.write_text(json.dumps(measured, indent=2) + "\n")
@@ -259,7 +262,7 @@ def collect(split_dir: Path, variants) -> list[dict]:
     rows = []
     for variant in variants:
         for run_dir in sorted((split_dir / variant).glob("seed*")):
-            if not ((run_dir / RUN / "done.json").exists() or (run_dir / "partial.json").exists()):
+            if not _readable(run_dir):
                 continue
             split = split or Split(split_dir)
             rows.append(run_row(split, run_dir, variant, int(run_dir.name[4:])))
