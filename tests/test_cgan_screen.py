@@ -53,3 +53,28 @@ def test_runs_under_two_extractors_are_not_screened_and_a_partial_run_is_a_bound
     result = TABLE["screen"](rows, SETTINGS)
     assert result["bounds"] == ["resize"] and result["extractor"] == "aaaa"
     assert any(line.startswith("| resize | <= ") for line in TABLE["screen_markdown"](result))
+
+
+def _measured_rows(arms: dict, instrument: str = "aaaa") -> list[dict]:
+    """{variant: [per-extractor raw-G ratios per GAN seed]} as run rows measured under one instrument."""
+    return [{"variant": v, "gan_seed": k, "extractor": instrument,
+             "measured": {"extractor": instrument, "raw": {"frechet_ratio_per_extractor": ratios, "fidelity_rel": 1.0,
+                                                           "near_copies": 0}}}
+            for v, seeds in arms.items() for k, ratios in enumerate(seeds)]
+
+
+def test_the_next_remedy_is_read_by_translation_rule():
+    """translation_rule.md: worse common seed of the mean measured raw-G ratio, 1.5x to be promising,
+    one instrument, targets per seed under every extractor."""
+    recipe = [[5.0, 2.5, 6.5], [7.5, 6.0, 7.5], [10.0, 6.0, 12.0]]  # worse common seed (0, 1): 7.0
+    rows = _measured_rows({"recipe": recipe, "translation": [[1.5, 1.9, 1.0], [4.0, 5.0, 6.0]]})  # worse: 5.0
+    result = TABLE["next_remedy"](rows)
+    assert result["seeds"] == [0, 1] and result["worse_seed"] == {"recipe": 7.0, "translation": 5.0}
+    assert result["verdict"] == "cannot tell" and result["targets"][0] == {"frechet": True, "fidelity": True,
+                                                                           "near_copies": True}
+    assert not all(result["targets"][1].values())
+    rows = _measured_rows({"recipe": recipe, "translation": [[1.5, 1.9, 1.0], [4.0, 5.0, 5.0]]})  # 4.67: 1.5x
+    assert TABLE["next_remedy"](rows)["verdict"] == "promising"
+    rows[-1]["measured"]["extractor"] = "bbbb"  # measured under a retrained extractor: not one yardstick
+    assert TABLE["next_remedy"](rows)["reason"].startswith("not comparable")
+    assert not TABLE["next_remedy"](_measured_rows({"recipe": recipe, "translation": [[1.0, 1.0, 1.0]]}))["complete"]

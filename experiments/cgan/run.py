@@ -19,6 +19,9 @@ Variants (each at least two GAN seeds; the chosen recipe at least three):
   recipe     the screen's choice (table.py `screen` under choice_rule.md, read from summary.json;
              today gan.real_sampling=balanced, read on the raw G), at GAN seeds 0, 1, 2 at 25% and
              at 10%: the `cdcgan_plus_aNNN` rows' setting (keras_cxr/gan/settings.py RECIPE)
+  translation  the recipe + gan.diffaugment=translation (translation-only DiffAugment, the next
+             remedy of docs/gan-training.md; rule fixed before any run in
+             results/cgan/translation_rule.md), GAN seeds 0, 1 at 25%
   long       gan.cdcgan_epochs=114: twice the epochs (added after the screen's ten runs: ttur
              seed 1's average was still improving at epoch 57, and several tracked best epochs
              are the last; three quick alphas at this length stay within issue 23's 60 minutes
@@ -60,10 +63,13 @@ VARIANTS = {
     "long": ["gan.cdcgan_epochs=114"],
 }
 RECIPE = "recipe"  # the screen's combination (table.py `screen`, choice_rule.md), at GAN seeds 0, 1, 2
+ON_RECIPE = {"translation": ["gan.diffaugment=translation"]}  # variants that add to the recipe
 
 
 def settings(variant: str) -> list[str]:
     """A variant's `--set` values; the recipe's are the ones the screen chose, read from summary.json."""
+    if variant in ON_RECIPE:
+        return [*settings(RECIPE), *ON_RECIPE[variant]]
     if variant != RECIPE:
         return VARIANTS[variant]
     import json
@@ -128,7 +134,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=("train", "table"))
     p.add_argument("--minority", type=int, choices=(25, 10), default=25)
-    p.add_argument("--variants", nargs="+", choices=(*VARIANTS, RECIPE), default=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", choices=(*VARIANTS, RECIPE, *ON_RECIPE), default=list(VARIANTS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--data", default=DATA)
     args = p.parse_args(argv)
@@ -137,7 +143,7 @@ def main(argv=None) -> None:
     else:
         from table import write_table  # noqa: E402 (sibling module)
 
-        write_table(split_dir(args.minority), {**VARIANTS, RECIPE: None})
+        write_table(split_dir(args.minority), {**VARIANTS, RECIPE: None, **ON_RECIPE})
 
 
 if __name__ == "__main__":
