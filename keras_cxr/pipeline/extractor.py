@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,17 @@ from keras_cxr.pipeline.locks import remove_stale_tmp, run_lock
 _NOT_IN_RECIPE = ("seeds", "methods", "bootstrap", "generator_per_seed")
 
 
+def instrument_config(config: Config) -> Config:
+    """`config` as an extractor trains under it: float32 whatever the classifier's precision, so
+    the quality instrument does not change with `classifier.precision` (or what `auto` picks)."""
+    import dataclasses
+
+    return dataclasses.replace(config, classifier=dataclasses.replace(config.classifier, precision="float32"))
+
+
 def recipe(config: Config) -> dict:
     """What decides an extractor's weights, besides its manifest and seed."""
+    config = instrument_config(config)
     classifier = {k: v for k, v in config.to_dict()["classifier"].items() if k not in _NOT_IN_RECIPE}
     return {"image_size": config.image_size, "kernels": config.kernels, "classifier": classifier}
 
@@ -50,16 +59,36 @@ def unit_images(images: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Extractor:
-    """A trained baseline network as (features, class probabilities) of images in [0, 1]."""
+    """A trained baseline network as (features, class probabilities) of images in [0, 1].
+
+    `compiled`: run the network as one traced graph (the default) rather than op by op: the same
+    function with float round-off differences near 1e-7, no larger than a fresh process's eager
+    calls already show against a run's log; a tracking evaluation 1.11-1.19x faster on one CPU
+    thread, with the same epochs selected (experiments/benchmarks/results/tracking_compiled.md)."""
 
     model: object  # keras.Model: image -> [features, probabilities]
     seed: int
     record: dict
+    compiled: bool = True
+    _forward: object = field(default=None, init=False, repr=False)
+
+    def forward(self):
+        """model(x, training=False), traced once for any batch size (eager when not `compiled`)."""
+        if not self.compiled:
+            return lambda x: self.model(x, training=False)
+        if self._forward is None:
+            import tensorflow as tf
+
+            spec = tf.TensorSpec([None, *self.model.input.shape[1:]], tf.float32)
+            self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec],
+                                        autograph=False)
+        return self._forward
 
     def __call__(self, images: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        forward = self.forward()
         feats, probs = [], []
         for s in range(0, len(images), batch_size):
-            f, p = self.model(np.asarray(images[s:s + batch_size], np.float32), training=False)
+            f, p = forward(np.asarray(images[s:s + batch_size], np.float32))
             feats.append(np.asarray(f, np.float64))
             probs.append(np.asarray(p, np.float64))
         return np.concatenate(feats), np.concatenate(probs)
@@ -89,7 +118,7 @@ def _train(config: Config, folder: Path, manifest, seed: int, log) -> None:
     log(f"feature extractor: training ResNet18 seed {seed} on the real train images of {manifest} "
         f"(baseline recipe; cached in {folder})")
     splits = Splits.load(manifest, config.image_size)
-    result = train_classifier("baseline", seed, config, splits, folder)
+    result = train_classifier("baseline", seed, instrument_config(config), splits, folder)
     record = {"seed": seed, "manifest": str(manifest), "recipe": recipe(config), "weights": result["weights"],
               "backbone": config.classifier.backbone, "best_epoch": result["best_epoch"],
               "best_val_accuracy": result["best_val_accuracy"], "test_metrics": result["metrics"],

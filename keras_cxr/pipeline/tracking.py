@@ -44,15 +44,32 @@ class QualityProbe:
         self.real_fidelity = ABSOLUTE if held_out is None else tuple(
             label_fidelity(extractor(held_out[label])[1], label) for label in (0, 1))
         self.latents = np.random.default_rng([seed, 77]).standard_normal((n_images, latent_dim)).astype(np.float32)
+        self._traced = {}  # id(generator) -> (generator, its traced inference call)
+
+    def _forward(self, generator):
+        """generator(inputs, training=False), traced once per generator when the extractor is
+        `compiled` (the tracked weights are read at each call, not frozen into the trace)."""
+        if not self.extractor.compiled:
+            return lambda *inputs: generator(list(inputs) if self.conditional else inputs[0], training=False)
+        if id(generator) not in self._traced:
+            import tensorflow as tf
+
+            specs = [tf.TensorSpec([None, self.latents.shape[1]], tf.float32)]
+            if self.conditional:
+                specs.append(tf.TensorSpec([None], tf.int32))
+            fn = tf.function(lambda *inputs: generator(list(inputs) if self.conditional else inputs[0], training=False),
+                             input_signature=specs, autograph=False)
+            self._traced[id(generator)] = (generator, fn)
+        return self._traced[id(generator)][1]
 
     def generate(self, generator, label: int, batch_size: int = 128) -> np.ndarray:
         from keras_cxr.gan.export import images_from_generator_output
 
-        out = []
+        forward, out = self._forward(generator), []
         for s in range(0, len(self.latents), batch_size):
             z = self.latents[s:s + batch_size]
-            inputs = [z, np.full(len(z), label, np.int32)] if self.conditional else z
-            out.append(np.asarray(images_from_generator_output(generator(inputs, training=False), self.pixel_range)))
+            inputs = (z, np.full(len(z), label, np.int32)) if self.conditional else (z,)
+            out.append(np.asarray(images_from_generator_output(forward(*inputs), self.pixel_range)))
         return np.concatenate(out)
 
     def __call__(self, generator) -> dict:
