@@ -80,8 +80,10 @@ class GANConfig:
             trained weights, so a run may resume with other values.
         sample_grid: int. Images per label in the per-epoch sample grid. Defaults to 16.
         jit_compile: bool. XLA-compile the train step. Defaults to False.
-        precision: str. "float32" (faithful), "mixed_float16" (GPUs; dynamic loss scaling) or
-            "mixed_bfloat16" (`keras_cxr.precision`). Defaults to "float32".
+        precision: str. "float32" (faithful), "mixed_float16" (GPUs; dynamic loss scaling),
+            "mixed_bfloat16", or "auto": bfloat16 where the device computes it natively and
+            experiments/results/precision showed it keeps the results (`keras_cxr.precision`).
+            Defaults to "float32".
         max_loss: float. A loss above this (or NaN / inf) stops the run as diverged, keeping the
             last good checkpoint. BCE of a constant 0.5 guess is 0.69; healthy quick runs spiked
             to 61 and recovered; a measured collapse (quick DCGAN on Kermany, epoch 94) reached
@@ -185,7 +187,7 @@ class ClassifierConfig:
             gan.seed = s (`<method>_g<s>`), so the seeds' paired differences include GAN training
             variance; false: one generator (the preset's gan.seed) for every seed, as the paper.
             Defaults to False.
-        precision: str. "float32", "mixed_float16" or "mixed_bfloat16", as in GANConfig.
+        precision: str. "float32", "mixed_float16", "mixed_bfloat16" or "auto", as in GANConfig.
             Defaults to "float32".
     """
 

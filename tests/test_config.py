@@ -32,7 +32,7 @@ def test_overrides():
     ("data.minority_fraction=0.9", r"`minority_fraction` must be in \(0, 0.5\]"),
     ("nonsense", r"--set expects key=value"),
     ("gan.max_loss=0", r"`max_loss` must be > 0. Received: max_loss=0.0"),
-    ("gan.precision=float16", r"`gan.precision` must be one of float32, mixed_float16, mixed_bfloat16. Received: 'float16'"),
+    ("gan.precision=float16", r"`gan.precision` must be one of float32, mixed_float16, mixed_bfloat16, auto. Received: 'float16'"),
     ("classifier.precision=fp32", r"`classifier.precision` must be one of .* Received: 'fp32'"),
 ])
 def test_bad_overrides(override, message):

@@ -16,7 +16,7 @@ and each cell is compared with the bursts taken during it, spread evenly through
 the cell's wall time, bursts left out) over the bare step's images/s in those bursts (images
 over seconds, all bursts together).
 
-Writes results/cell_profile.{json,md}. Not a test: numbers depend on the host.
+Writes results/<--name, default cell_profile>.{json,md}. Not a test: numbers depend on the host.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def main() -> int:
     p.add_argument("--models", default=str(REPO / "experiments/results/quick/models"))
     p.add_argument("--steps", type=int, default=4, help="bare steps per burst")
     p.add_argument("--every", type=int, default=10, help="a burst after every this many train batches too")
+    p.add_argument("--name", default="cell_profile", help="results/<name>.{json,md} (one per host kind)")
     args = p.parse_args()
     # The committed quick generators are one per row (made before `generator_per_seed`).
     config = load_preset("quick", ["classifier.generator_per_seed=false"])
@@ -134,9 +135,9 @@ def main() -> int:
               "data_load_s": round(load_s, 2), "session_build_s": round(build_s, 2), "steps_per_burst": args.steps,
               "burst_every_batches": args.every,
               "cells": rows, "cell_vs_step": min(r["cell_vs_step"] for r in rows[1:])}
-    write_json(HERE / "results" / "cell_profile.json", result)
-    write_text(HERE / "results" / "cell_profile.md", _markdown(result))
-    print(f"wrote {HERE / 'results' / 'cell_profile.md'}")
+    write_json(HERE / "results" / f"{args.name}.json", result)
+    write_text(HERE / "results" / f"{args.name}.md", _markdown(result))
+    print(f"wrote {HERE / 'results' / (args.name + '.md')}")
     return 0
 
 

@@ -17,7 +17,7 @@ from keras_cxr.errors import KerasCXRError
 from keras_cxr.io_utils import atomic_path
 from keras_cxr.kernels import preset, use
 from keras_cxr.kernels.adam import FusedAdam
-from keras_cxr.precision import dtype_policy
+from keras_cxr.precision import dtype_policy, resolve
 
 
 def seed_cell(seed: int) -> None:
@@ -101,7 +101,7 @@ class ClassifierSession:
         self.config, self.imagenet_weights, self.callbacks = config, imagenet_weights, tuple(callbacks)
         if imagenet_weights and backbone(c.backbone).load_imagenet is None:
             raise KerasCXRError(f"backbone {c.backbone!r} has no ImageNet weight loader; use --weights scratch")
-        with preset(config.kernels) as kernels, dtype_policy(c.precision):  # (loss scaling under mixed_float16)
+        with preset(config.kernels) as kernels, dtype_policy(resolve(c.precision, "classifier")):  # (loss scaling under mixed_float16)
             self.kernels = kernels
             self.model = build_classifier(config).model
         self.model.compile(

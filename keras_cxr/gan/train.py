@@ -18,7 +18,7 @@ from keras_cxr.gan.generator import build_generator
 from keras_cxr.gan.settings import parse_policies
 from keras_cxr.kernels import preset
 from keras_cxr.kernels.adam import FusedAdam
-from keras_cxr.precision import dtype_policy, for_precision
+from keras_cxr.precision import dtype_policy, for_precision, resolve
 
 
 def build_gan(kind: str, config: Config, alpha: float | None = 0.5, majority_label: int = 0,
@@ -33,7 +33,8 @@ def build_gan(kind: str, config: Config, alpha: float | None = 0.5, majority_lab
     transitional = conditional and bool(g.transition)
     transition = tuple(e * steps_per_epoch for e in g.transition) if transitional and steps_per_epoch else None
     keras.utils.set_random_seed(g.seed)  # weight init
-    with preset(config.kernels) as kernels, dtype_policy(g.precision):
+    precision = resolve(g.precision, "gan")
+    with preset(config.kernels) as kernels, dtype_policy(precision):
         generator = build_generator(config.image_size, g.latent_dim, g.filters, conditional, embedding_dim=g.embedding_dim,
                                     upsample=g.upsample, transitional=transitional)
         discriminator = build_discriminator(config.image_size, g.filters, conditional, g.discriminator,
@@ -44,7 +45,7 @@ def build_gan(kind: str, config: Config, alpha: float | None = 0.5, majority_lab
 
     def adam(learning_rate):
         return for_precision(FusedAdam(learning_rate, beta_1=g.beta_1, beta_2=g.beta_2, fused=kernels.fused_adam),
-                             g.precision)
+                             precision)
 
     gan.compile(
         d_optimizer=adam(g.learning_rate if g.d_learning_rate is None else g.d_learning_rate),  # TTUR when set

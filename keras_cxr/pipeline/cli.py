@@ -229,8 +229,14 @@ def _config(args):
     if getattr(args, "export", None):
         overrides.append(f"gan.export={args.export}")
     from keras_cxr.pipeline.checks import check
+    from keras_cxr.precision import resolve_config
 
-    return check(load_preset(args.preset, overrides))
+    config = check(load_preset(args.preset, overrides))
+    if "auto" in (config.gan.precision, config.classifier.precision):
+        resolved = resolve_config(config)
+        print(f"precision: auto -> classifier {resolved.classifier.precision}, gan {resolved.gan.precision}", flush=True)
+        return resolved
+    return config
 
 
 def cmd_train_classifier(args) -> dict:
@@ -502,8 +508,12 @@ def _start_tensorflow(verbose: bool, threads: int | None = None) -> None:
         gpus = tf.config.list_logical_devices("GPU")  # CUDA's probe prints here
     if quiet:  # TensorFlow's Python-side notices too (e.g. "triggered tf.function retracing" when a
         tf.get_logger().setLevel("ERROR")  # report trains several feature extractors in one process)
+    from keras_cxr.precision import native_bfloat16
+
     where = f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}" if gpus else f"CPU ({os.cpu_count()} cores, no GPU visible)"
-    print(f"device: {where}; TensorFlow {tf.__version__}", flush=True)
+    bf16 = native_bfloat16()
+    bf16 = f"bfloat16 native ({bf16})" if bf16 else "bfloat16 emulated"
+    print(f"device: {where}, {bf16}; TensorFlow {tf.__version__}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
