@@ -70,3 +70,4 @@ def test_extractor_is_float32_whatever_the_classifier_precision():
     bf16 = load_preset("tiny", ["classifier.precision=mixed_bfloat16"])
     assert instrument_config(bf16).classifier.precision == "float32"
     assert recipe(bf16) == recipe(load_preset("tiny"))
+

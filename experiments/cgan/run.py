@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -99,18 +98,8 @@ def prepare(minority: int, data: str) -> Path:
     return manifest
 
 
-def _copy_extractor(src: Path, dest: Path) -> None:
-    for record in src.glob("extractor/*/seed*.json"):
-        target = dest / "extractor" / record.parent.name
-        if (target / record.name).exists():
-            continue
-        (target / "weights").mkdir(parents=True, exist_ok=True)
-        for weights in (record.parent / "weights").iterdir():
-            shutil.copy2(weights, target / "weights" / weights.name)
-        shutil.copy2(record, target / record.name)  # last: its presence means "ready"
-
-
 def train(minority: int, variants: list[str], seeds: list[int], data: str) -> None:
+    from keras_cxr.pipeline.extractor import share_extractors
     from keras_cxr.pipeline.provenance import run_logged
 
     manifest = prepare(minority, data)
@@ -120,7 +109,7 @@ def train(minority: int, variants: list[str], seeds: list[int], data: str) -> No
             if (out / "cdcgan_a050" / "done.json").exists():
                 continue
             out.mkdir(parents=True, exist_ok=True)
-            _copy_extractor(split_dir(minority), out)
+            share_extractors(split_dir(minority), out)
             sets = [s for kv in [EMA, f"data.minority_fraction={minority / 100}", *settings(variant)] for s in ("--set", kv)]
             cmd = [sys.executable, "-m", "keras_cxr", "train-gan", "--model", "cdcgan", "--alpha", "0.5",
                    "--preset", "quick", "--manifest", str(manifest), "--out", str(out), "--seed", str(seed),

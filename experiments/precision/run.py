@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -64,17 +63,6 @@ def prepare(data: str) -> Path:
     return manifest
 
 
-def _copy_extractor(dest: Path) -> None:
-    for record in OUT.glob("extractor/*/seed*.json"):
-        target = dest / "extractor" / record.parent.name
-        if (target / record.name).exists():
-            continue
-        (target / "weights").mkdir(parents=True, exist_ok=True)
-        for weights in (record.parent / "weights").iterdir():
-            shutil.copy2(weights, target / "weights" / weights.name)
-        shutil.copy2(record, target / record.name)  # last: its presence means "ready"
-
-
 def gan_dir(precision: str, model: str, seed: int) -> Path:
     return OUT / "gan" / precision / model / f"seed{seed}"
 
@@ -92,6 +80,7 @@ def gan_jobs() -> list[tuple[str, str, int]]:
 
 
 def train_gan(manifest: Path, precision: str, model: str, seed: int) -> int:
+    from keras_cxr.pipeline.extractor import share_extractors
     from keras_cxr.pipeline.provenance import run_logged
 
     out = gan_dir(precision, model, seed)
@@ -99,7 +88,7 @@ def train_gan(manifest: Path, precision: str, model: str, seed: int) -> int:
     if (out / name / "done.json").exists():
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    _copy_extractor(out)
+    share_extractors(OUT, out)
     cmd = [sys.executable, "-m", "keras_cxr", "train-gan", "--model", model, "--alpha", "0.5", "--preset", "quick",
            "--manifest", str(manifest), "--out", str(out), "--seed", str(seed),
            "--set", f"gan.precision={precision}", "--quiet"]

@@ -126,6 +126,21 @@ def _train(config: Config, folder: Path, manifest, seed: int, log) -> None:
     write_json(folder / f"seed{seed}.json", record)  # written last: its presence means "ready"
 
 
+def share_extractors(src_out, dest_out) -> None:
+    """Copies the cached extractors of `src_out` into `dest_out` (made once for a split, used by
+    each of its runs' folders); the record goes last, since its presence means "ready"."""
+    import shutil
+
+    for record in Path(src_out).glob("extractor/*/seed*.json"):
+        target = Path(dest_out) / "extractor" / record.parent.name
+        if (target / record.name).exists():
+            continue
+        (target / "weights").mkdir(parents=True, exist_ok=True)
+        weights = record.parent / "weights" / f"baseline__seed{json.loads(record.read_text())['seed']}.weights.h5"
+        shutil.copy2(weights, target / "weights" / weights.name)
+        shutil.copy2(record, target / record.name)
+
+
 def load_extractor(record_path) -> Extractor:
     import keras
 
