@@ -440,9 +440,9 @@ def next_remedy(rows: list[dict]) -> dict:
     targets = {s: {"frechet": all(x <= TARGET_RATIO for x in m["frechet_ratio_per_extractor"]),
                    "fidelity": m["fidelity_rel"] >= TARGET_FIDELITY, "near_copies": m["near_copies"] == 0}
                for s, m in raw[NEXT_REMEDY].items()}
+    factor = worse["recipe"] / worse[NEXT_REMEDY]
     return {"complete": True, "instrument": instruments.pop(), "seeds": seeds, "mean_ratio": mean, "worse_seed": worse,
-            "factor": worse["recipe"] / worse[NEXT_REMEDY],
-            "verdict": "promising" if worse["recipe"] / worse[NEXT_REMEDY] >= PROMISING else "cannot tell",
+            "factor": factor, "verdict": "promising" if factor >= PROMISING else "cannot tell",
             "targets": targets}
 
 

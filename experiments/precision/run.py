@@ -68,15 +68,10 @@ def gan_dir(precision: str, model: str, seed: int) -> Path:
 
 
 def gan_jobs() -> list[tuple[str, str, int]]:
-    """(precision, model, seed) in an order that gives each worker one of every model and keeps
-    the two precisions of a pair under the same load: worker k takes jobs k, k + 2, ..."""
-    jobs = []
-    for seed in GAN_SEEDS:
-        models = MODELS if seed == 0 else MODELS[::-1]
-        for model in models:
-            jobs += [(p, model, seed) for p in PRECISIONS]
-    # worker 0: dcgan s0 (both), cdcgan s1 (both); worker 1: cdcgan s0 (both), dcgan s1 (both)
-    return [jobs[i] for i in (0, 2, 1, 3, 4, 6, 5, 7)]
+    """(precision, model, seed); worker k of 2 takes jobs k, k + 2, ...: at each GAN seed one model
+    per worker (swapped between seeds), float32 then bfloat16, so a pair runs under the same load."""
+    return [(p, MODELS[(k + seed) % len(MODELS)], seed) for seed in GAN_SEEDS for p in PRECISIONS
+            for k in range(len(MODELS))]
 
 
 def train_gan(manifest: Path, precision: str, model: str, seed: int) -> int:

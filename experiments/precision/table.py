@@ -238,14 +238,15 @@ def markdown(cls: list[dict], gans: list[dict], verdict: dict, cpu: str) -> str:
 def write_table(out: Path) -> None:
     from keras_cxr.pipeline.provenance import cpu_model
 
-    cls = classifier_rows(load_cells())
+    cells = load_cells()
+    cls = classifier_rows(cells)
     runs = [(p, m, s) for p in PRECISIONS for m in MODELS for s in GAN_SEEDS]
     pending = [r for r in runs if (gan_dir(*r) / RUN_NAMES[r[1]] / "done.json").exists()
                and not (gan_dir(*r) / "quality.json").exists()]
     instrument = Instrument() if pending else None
     gans = [row for row in (gan_row(instrument, *r) for r in runs) if row is not None]
     verdict = gan_verdict(gans)
-    cells_cpu = {c.get("provenance", {}).get("cpu") for c in load_cells().values()} - {None}
+    cells_cpu = {c.get("provenance", {}).get("cpu") for c in cells.values()} - {None}
     cpu = ", ".join(sorted(cells_cpu)) or cpu_model()
     decision = decide(cls, verdict)
     (out / "results.md").write_text(markdown(cls, gans, verdict, cpu) + decision_markdown(decision))

@@ -74,14 +74,16 @@ class Extractor:
 
     def forward(self):
         """model(x, training=False), traced once for any batch size (eager when not `compiled`)."""
+        def call(x):
+            return self.model(x, training=False)
+
         if not self.compiled:
-            return lambda x: self.model(x, training=False)
+            return call
         if self._forward is None:
             import tensorflow as tf
 
             spec = tf.TensorSpec([None, *self.model.input.shape[1:]], tf.float32)
-            self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec],
-                                        autograph=False)
+            self._forward = tf.function(call, input_signature=[spec], autograph=False)
         return self._forward
 
     def __call__(self, images: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:

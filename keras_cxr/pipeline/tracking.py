@@ -49,17 +49,18 @@ class QualityProbe:
     def _forward(self, generator):
         """generator(inputs, training=False), traced once per generator when the extractor is
         `compiled` (the tracked weights are read at each call, not frozen into the trace)."""
+        def call(*inputs):
+            return generator(list(inputs) if self.conditional else inputs[0], training=False)
+
         if not self.extractor.compiled:
-            return lambda *inputs: generator(list(inputs) if self.conditional else inputs[0], training=False)
+            return call
         if id(generator) not in self._traced:
             import tensorflow as tf
 
             specs = [tf.TensorSpec([None, self.latents.shape[1]], tf.float32)]
             if self.conditional:
                 specs.append(tf.TensorSpec([None], tf.int32))
-            fn = tf.function(lambda *inputs: generator(list(inputs) if self.conditional else inputs[0], training=False),
-                             input_signature=specs, autograph=False)
-            self._traced[id(generator)] = (generator, fn)
+            self._traced[id(generator)] = (generator, tf.function(call, input_signature=specs, autograph=False))
         return self._traced[id(generator)][1]
 
     def generate(self, generator, label: int, batch_size: int = 128) -> np.ndarray:
