@@ -2,6 +2,7 @@
 
     python experiments/answer/run.py matrix --minority 25        # resumable; repeat to continue
     python experiments/answer/run.py matrix --minority 10
+    python experiments/answer/run.py matrix --minority 25 --shard 0/2 --rows baseline ...  # part of it
     python experiments/answer/run.py curve                       # report + imbalance curve of both
 
 Each is `evaluate-all` with the quick preset on ../shared/data/kermany128, seeds 0-5 (at least
@@ -39,10 +40,10 @@ def folder(minority: int) -> Path:
     return OUT / f"minority{minority}"
 
 
-def matrix(minority: int, seeds: list[int], data: str) -> None:
+def matrix(minority: int, seeds: list[int], data: str, rows: list[str], shard: str | None) -> None:
     out = folder(minority)
     cmd = [sys.executable, "-m", "keras_cxr", "evaluate-all", "--preset", "quick", "--data", data, "--out", str(out),
-           "--seeds", *map(str, seeds), "--methods", *ROWS, "--set", f"data.minority_fraction={minority / 100}",
+           "--seeds", *map(str, seeds), "--methods", *rows, *(["--shard", shard] if shard else []), "--set", f"data.minority_fraction={minority / 100}",
            "--set", "gan.alphas=[0.5]", "--quiet"]
     from keras_cxr.pipeline.provenance import run_logged
 
@@ -63,9 +64,12 @@ def main() -> None:
     p.add_argument("--minority", type=int, choices=(25, 10), default=25)
     p.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     p.add_argument("--data", default=DATA)
+    p.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS,
+                   help="a subset of the rows, e.g. all but cdcgan_plus_a050 while its recipe is still screened")
+    p.add_argument("--shard", help="K/N: this process's part of the matrix (evaluate-all --shard)")
     args = p.parse_args()
     if args.stage == "matrix":
-        matrix(args.minority, args.seeds, args.data)
+        matrix(args.minority, args.seeds, args.data, args.rows, args.shard)
     else:
         curve()
 
