@@ -134,27 +134,20 @@ class Split:
     def measure(self, generator: Path) -> tuple[dict, np.ndarray]:
         """One exported generator (a SavedModel folder) measured against this split; and the
         seed-0 extractor's sample of its minority images."""
-        from keras_cxr.evaluate.generator_quality import measure_generators
+        from keras_cxr.evaluate.generator_quality import measure_one
+        from keras_cxr.explain.memorisation import NEAR_COPY_PERCENTILE
 
-        quality, samples = measure_generators({RUN: (generator, True)}, self.extractors, self.x_train, self.y_train,
-                                              self.x_test, self.y_test, N_GENERATED)
-        return self._read(quality, samples, RUN), samples[RUN]
-
-    def _read(self, quality: dict, samples: dict, name: str) -> dict:
-        from keras_cxr.evaluate.generator_quality import REAL
-        from keras_cxr.explain.memorisation import NEAR_COPY_PERCENTILE, nearest_rmse
-
-        q, real = quality[name], quality[REAL]
-        gen_d, _ = nearest_rmse(samples[name], self.x_train)
-        return {"frechet_ratio_per_extractor": q["ratio_per_seed"], "frechet_per_extractor": q["frechet_per_seed"],
-                "real_vs_real_per_extractor": real["frechet_per_seed"], "kid": q["kid"], "precision": q["precision"],
-                "recall": q["recall"], "fidelity": {str(k): v for k, v in q["fidelity"].items()},
-                "fidelity_real_minority": self.real_fidelity,
-                "fidelity_rel": q["fidelity"][self.minority] / self.real_fidelity,
-                "near_copies": int((gen_d < self.threshold).sum()), "near_copy_threshold_rmse": self.threshold,
+        m, images = measure_one(generator, True, self.extractors, self.x_train, self.y_train, self.x_test,
+                                self.y_test, N_GENERATED, self.threshold)
+        fidelity = m["fidelity"]
+        return {**{k: m[k] for k in ("frechet_ratio_per_extractor", "frechet_per_extractor", "real_vs_real_per_extractor",
+                                     "kid", "precision", "recall")},
+                "fidelity": {str(k): v for k, v in fidelity.items()}, "fidelity_real_minority": self.real_fidelity,
+                "fidelity_rel": fidelity[self.minority] / self.real_fidelity,
+                "near_copies": m["near_copies"], "near_copy_threshold_rmse": self.threshold,
                 "near_copy_rule": f"pixel RMSE below percentile {NEAR_COPY_PERCENTILE:g} of the real train "
                                   "images' distances to their nearest other train image",
-                "feature_dim": real["feature_dim"], "n_real_minority_train": int((self.y_train == self.minority).sum())}
+                "feature_dim": m["feature_dim"], "n_real_minority_train": int((self.y_train == self.minority).sum())}, images
 
 
 def export_raw(run_dir: Path, epoch: int) -> Path:

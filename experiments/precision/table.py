@@ -89,18 +89,16 @@ class Instrument:
         self.threshold = near_copy_threshold(self.x_train)
 
     def measure(self, generator: Path, conditional: bool) -> dict:
-        from keras_cxr.evaluate.generator_quality import REAL, measure_generators
-        from keras_cxr.explain.memorisation import nearest_rmse
+        from keras_cxr.evaluate.generator_quality import measure_one
 
-        quality, samples = measure_generators({"g": (generator, conditional)}, self.extractors, self.x_train,
-                                              self.y_train, self.x_test, self.y_test, N_GENERATED)
-        q, real = quality["g"], quality[REAL]
-        gen_d, _ = nearest_rmse(samples["g"], self.x_train)
-        return {"frechet_ratio_per_extractor": q["ratio_per_seed"], "frechet_per_extractor": q["frechet_per_seed"],
-                "real_vs_real_per_extractor": real["frechet_per_seed"], "kid": q["kid"],
-                "prdc_precision": q["precision"], "prdc_recall": q["recall"],  # (not the dtype policy)
-                "fidelity_minority": q["fidelity"][self.minority],
-                "near_copies": int((gen_d < self.threshold).sum()), "near_copy_threshold_rmse": self.threshold}
+        m, _ = measure_one(generator, conditional, self.extractors, self.x_train, self.y_train, self.x_test,
+                           self.y_test, N_GENERATED, self.threshold)
+        return {"frechet_ratio_per_extractor": m["frechet_ratio_per_extractor"],
+                "frechet_per_extractor": m["frechet_per_extractor"],
+                "real_vs_real_per_extractor": m["real_vs_real_per_extractor"], "kid": m["kid"],
+                "prdc_precision": m["precision"], "prdc_recall": m["recall"],  # (not the dtype policy)
+                "fidelity_minority": m["fidelity"][self.minority],
+                "near_copies": m["near_copies"], "near_copy_threshold_rmse": self.threshold}
 
 
 def gan_row(instrument: Instrument | None, precision: str, model: str, seed: int) -> dict | None:

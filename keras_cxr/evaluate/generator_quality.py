@@ -63,3 +63,24 @@ def measure_generators(generators: dict, extractors: list, x_train, y_train, x_t
     for q in quality.values():
         q["extractor_seeds"] = [e.seed for e in extractors]
     return quality, samples
+
+
+def measure_one(generator, conditional: bool, extractors: list, x_train, y_train, x_test, y_test, n_generated: int,
+                near_copy_threshold: float) -> tuple[dict, object]:
+    """One exported generator's quality, read per extractor, and its near-copy count.
+
+    Returns (row, the first extractor's sample of its minority images). row: the Frechet distance
+    and its ratio over real-vs-real per extractor (`*_per_extractor`), KID, PRDC precision and
+    recall, `fidelity` ({label: share}), `near_copies` (minority images whose pixel RMSE to the
+    nearest real train image is below `near_copy_threshold`) and `feature_dim`.
+    """
+    from keras_cxr.explain.memorisation import nearest_rmse
+
+    quality, samples = measure_generators({"g": (generator, conditional)}, extractors, x_train, y_train, x_test,
+                                          y_test, n_generated)
+    q, real = quality["g"], quality[REAL]
+    gen_d, _ = nearest_rmse(samples["g"], x_train)
+    return {"frechet_ratio_per_extractor": q["ratio_per_seed"], "frechet_per_extractor": q["frechet_per_seed"],
+            "real_vs_real_per_extractor": real["frechet_per_seed"], "kid": q["kid"], "precision": q["precision"],
+            "recall": q["recall"], "fidelity": q["fidelity"], "near_copies": int((gen_d < near_copy_threshold).sum()),
+            "near_copy_threshold_rmse": near_copy_threshold, "feature_dim": real["feature_dim"]}, samples["g"]
