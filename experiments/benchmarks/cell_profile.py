@@ -55,9 +55,9 @@ class BareBursts(keras.callbacks.Callback):
     burst before an epoch is outside that epoch's timing; the bursts inside an epoch are summed
     per epoch (`inside`), to be taken out of it."""
 
-    def __init__(self, twin, batch_size: int, size: int, steps: int, every: int):
+    def __init__(self, twin, batch_size: int, size: int, steps: int, every: int, where: str = "batches"):
         super().__init__()
-        self.twin, self.steps, self.every = twin, steps, every
+        self.twin, self.steps, self.every, self.where = twin, steps, every, where
         self.batch = (tf.random.stateless_uniform((batch_size, size, size, 1), [0, 1]),
                       tf.one_hot(tf.zeros(batch_size, tf.int32), 2), tf.ones(batch_size))
         for _ in range(3):  # tracing and first-call allocation
@@ -78,13 +78,16 @@ class BareBursts(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.inside = []
+        if self.where == "cells":
+            self.burst()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.burst()
+        if self.where != "cells":
+            self.burst()
         self.inside.append(0.0)
 
     def on_train_batch_end(self, batch, logs=None):
-        if (batch + 1) % self.every == 0:
+        if self.where == "batches" and (batch + 1) % self.every == 0:
             self.inside[-1] += self.burst()
 
     def on_train_end(self, logs=None):
@@ -97,6 +100,10 @@ def main() -> int:
     p.add_argument("--models", default=str(REPO / "experiments/results/quick/models"))
     p.add_argument("--steps", type=int, default=4, help="bare steps per burst")
     p.add_argument("--every", type=int, default=10, help="a burst after every this many train batches too")
+    p.add_argument("--bursts", choices=("batches", "epochs", "cells"), default="batches",
+                   help="where the twin's bursts go: before every epoch and after every --every batches; "
+                        "before every epoch only; or only before and after each cell's training (a twin "
+                        "stepping between the cell's own steps may itself slow them)")
     p.add_argument("--name", default="cell_profile", help="results/<name>.{json,md} (one per host kind)")
     args = p.parse_args()
     # The committed quick generators are one per row (made before `generator_per_seed`).
@@ -105,7 +112,8 @@ def main() -> int:
     t = time.perf_counter()
     splits = Splits.load(args.manifest, config.image_size)
     load_s = time.perf_counter() - t
-    bursts = BareBursts(ClassifierSession(config).model, c.batch_size, config.image_size, args.steps, args.every)
+    bursts = BareBursts(ClassifierSession(config).model, c.batch_size, config.image_size, args.steps, args.every,
+                        args.bursts)
     t = time.perf_counter()
     session = ClassifierSession(config, callbacks=[bursts])
     build_s = time.perf_counter() - t
@@ -133,7 +141,7 @@ def main() -> int:
             "tensorflow": tf.__version__, "kernels_used": sorted(k for k, v in vars(resolve(config.kernels)).items() if v)}
     result = {"host": host, "preset": "quick", "manifest": args.manifest, "models": args.models,
               "data_load_s": round(load_s, 2), "session_build_s": round(build_s, 2), "steps_per_burst": args.steps,
-              "burst_every_batches": args.every,
+              "burst_every_batches": args.every, "bursts": args.bursts,
               "cells": rows, "cell_vs_step": min(r["cell_vs_step"] for r in rows[1:])}
     write_json(HERE / "results" / f"{args.name}.json", result)
     write_text(HERE / "results" / f"{args.name}.md", _markdown(result))

@@ -13,7 +13,7 @@ of a shared VM hits both, and reports the ratio of PyTorch's step time to ours p
 
     python experiments/benchmarks/torch_gan_step.py --torch-python /work/torchvenv/bin/python
 
-Writes results/torch_gan_step.json and .md. Not a test.
+Writes results/<--name, default torch_gan_step>.{json,md}. Not a test.
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--torch-python", default="/work/torchvenv/bin/python")
+    p.add_argument("--name", default="torch_gan_step", help="results/<name>.{json,md} (one per host kind)")
     args = p.parse_args()
     if args.child:
         fn = keras_child if args.child == "keras" else torch_child
@@ -161,7 +162,7 @@ def main() -> None:
         out["sizes"][size] = {**SIZES[size], "rounds": rows,
                               "median_ratio": statistics.median(r["torch_over_ours"] for r in rows)}
     results = HERE / "results"
-    (results / "torch_gan_step.json").write_text(json.dumps(out, indent=2) + "\n")
+    (results / f"{args.name}.json").write_text(json.dumps(out, indent=2) + "\n")
     md = ["# Our GAN step vs PyTorch's (CPU, channels_last)", "",
           f"`python experiments/benchmarks/torch_gan_step.py` on {out['cpu']}, {args.threads} op thread(s) each, "
           f"{time.strftime('%Y-%m-%d')}; TensorFlow {out['versions']['tensorflow']}, Keras {out['versions']['keras']}, "
@@ -174,8 +175,8 @@ def main() -> None:
         theirs = statistics.median(r["torch"] for r in s["rounds"]) * 1000
         md.append(f"| {size} | {s['image_size']} | {s['filters']} | {s['batch']} | {ours:.0f} | {theirs:.0f} | "
                   f"{s['median_ratio']:.2f} |")
-    (results / "torch_gan_step.md").write_text("\n".join(md) + "\n")
-    print(f"wrote {results / 'torch_gan_step.md'}")
+    (results / f"{args.name}.md").write_text("\n".join(md) + "\n")
+    print(f"wrote {results / (args.name + '.md')}")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,18 @@ def augment_batch(
     return images
 
 
+def parallel_calls() -> int:
+    """Threads that prepare tf.data batches, and batches prefetched: autotuned.
+
+    The one place that sets it, so that it can be measured: one thread against autotuned, in
+    alternating arms of one run, gave the same batches and the same cell and GAN numbers, and no
+    speed difference outside the noise on a 2-core CPU host
+    (experiments/benchmarks/results/input_parallelism.md). In both arms the first batch of some
+    epochs waited 6-21 s, which is the gap left between a cell's rate and its bare step's.
+    """
+    return tf.data.AUTOTUNE
+
+
 def augment_and_batch(
     ds: tf.data.Dataset,
     batch_size: int = 32,
@@ -105,7 +117,8 @@ def augment_and_batch(
 ) -> tf.data.Dataset:
     """Batches an unbatched (uint8 image [H, W], label[, ...]) dataset, scales it to float
     [B, H, W, 1] and, if `augment`, flips / rotates / crops each batch with stateless seeds."""
-    ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    threads = parallel_calls()
+    ds = ds.batch(batch_size, num_parallel_calls=threads, deterministic=True)
 
     def prepare(batch, batch_seed=None):
         x = to_float(batch[0], pixel_range)
@@ -118,10 +131,10 @@ def augment_and_batch(
         # One fresh seed pair per batch, re-drawn every epoch, reproducible from `seed`.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda batch, s: prepare(batch, s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            lambda batch, s: prepare(batch, s), num_parallel_calls=threads, deterministic=True)
     else:
-        ds = ds.map(lambda *batch: prepare(batch), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda *batch: prepare(batch), num_parallel_calls=threads, deterministic=True)
+    return ds.prefetch(threads)
 
 
 def make_dataset(

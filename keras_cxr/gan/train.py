@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cxr.config import Config
-from keras_cxr.data.pipeline import to_float
+from keras_cxr.data.pipeline import parallel_calls, to_float
 from keras_cxr.gan.discriminator import build_discriminator
 from keras_cxr.gan.gan import GAN
 from keras_cxr.gan.generator import build_generator
@@ -85,7 +85,8 @@ def real_batches(images: np.ndarray, labels: np.ndarray, half_batch: int, start_
         return to_float(tf.gather(all_images, idx), pixel_range), tf.gather(all_labels, idx)
 
     ds = tf.data.Dataset.range(start_step, end_step)
-    return ds.map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    threads = parallel_calls()
+    return ds.map(draw, num_parallel_calls=threads, deterministic=True).prefetch(threads)
 
 
 class DivergenceGuard(keras.callbacks.Callback):
