@@ -81,23 +81,29 @@ def test_generator_of_another_size_is_refused(tmp_path, bad_size):
         train_dataset(_splits(), rs, 5, seed=0, image_size=SIZE)
 
 
-def test_one_preparing_thread_gives_the_autotuned_batches(monkeypatch):
-    """`parallel_calls` may choose the thread count for speed alone because it cannot change a
-    batch: two epochs of augmented batches, with real and in-memory synthetic images and loss
-    weights, are identical under one thread and under AUTOTUNE."""
+def test_pipeline_settings_cannot_change_a_batch(monkeypatch):
+    """`parallel_calls` and `pipeline_options` are chosen for speed alone because they cannot
+    change a batch: two epochs of augmented batches, with real and in-memory synthetic images and
+    loss weights, are identical with the autotuner off (the library) or on, and with one thread
+    or AUTOTUNE."""
     import tensorflow as tf
 
     import keras_cxr.data.pipeline as pipeline
 
+    assert pipeline.pipeline_options().autotune.enabled is False
     splits = _splits(40, 10)
     rs = ResampledSet(indices=np.arange(50), synthetic_images=np.full((6, SIZE, SIZE), 9, np.uint8),
                       synthetic_labels=np.ones(6, int), class_weight={0: 0.6, 1: 3.0})
+    library = pipeline.parallel_calls, pipeline.pipeline_options
+    arms = {"library": library, "autotuner": (library[0], tf.data.Options), "one": (lambda: 1, library[1])}
     epochs = {}
-    for threads in (1, tf.data.AUTOTUNE):
-        monkeypatch.setattr(pipeline, "parallel_calls", lambda threads=threads: threads)
+    for arm, (threads, options) in arms.items():
+        monkeypatch.setattr(pipeline, "parallel_calls", threads)
+        monkeypatch.setattr(pipeline, "pipeline_options", options)
         ds, _ = train_dataset(splits, rs, 4, seed=3, image_size=SIZE)
-        epochs[threads] = [_one_epoch(ds) for _ in range(2)]
-    for one, auto in zip(epochs[1], epochs[tf.data.AUTOTUNE]):
-        for a, b in zip(one, auto):
-            np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(epochs[1][0][0], epochs[1][1][0])  # the second epoch is reshuffled, re-augmented
+        epochs[arm] = [_one_epoch(ds) for _ in range(2)]
+    for arm in ("autotuner", "one"):
+        for mine, theirs in zip(epochs["library"], epochs[arm]):
+            for a, b in zip(mine, theirs):
+                np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(epochs["library"][0][0], epochs["library"][1][0])  # epoch 2 reshuffled, re-augmented

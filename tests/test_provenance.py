@@ -42,3 +42,30 @@ def test_a_long_command_logs_its_sitting_with_the_code_it_ran(tmp_path):
     sittings = json.loads((tmp_path / "sittings.json").read_text())
     assert [s["exit"] for s in sittings] == [3, 0]
     assert all(s["commit"] == code_version()["commit"] and "dirty" in s and s["wall_s"] >= 0 for s in sittings)
+
+
+def test_a_sitting_stopped_by_hand_is_logged_too(tmp_path):
+    """Ctrl-C (SIGINT to the process group) ends a long experiment between sessions: the sitting
+    still lands in sittings.json, with exit 130, so its wall time is on record."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    started = tmp_path / "started"
+    child = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(120)"
+    script = ("import sys; from keras_cxr.pipeline.provenance import run_logged; "
+              f"sys.exit(run_logged([sys.executable, '-c', {child!r}], {str(tmp_path)!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists()
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    sittings = json.loads((tmp_path / "sittings.json").read_text())
+    assert [s["exit"] for s in sittings] == [130] and sittings[0]["wall_s"] < 60

@@ -95,15 +95,28 @@ def augment_batch(
 
 
 def parallel_calls() -> int:
-    """Threads that prepare tf.data batches, and batches prefetched: autotuned.
+    """Threads that prepare tf.data batches, and batches prefetched: as many as tf.data picks.
 
-    The one place that sets it, so that it can be measured: one thread against autotuned, in
-    alternating arms of one run, gave the same batches and the same cell and GAN numbers, and no
-    speed difference outside the noise on a 2-core CPU host
-    (experiments/benchmarks/results/input_parallelism.md). In both arms the first batch of some
-    epochs waited 6-21 s, which is the gap left between a cell's rate and its bare step's.
+    One thread against this, in alternating arms of one run, gave the same batches and numbers and
+    no speed difference outside the noise on a 2-core CPU host
+    (experiments/benchmarks/results/input_parallelism.md).
     """
     return tf.data.AUTOTUNE
+
+
+def pipeline_options() -> tf.data.Options:
+    """Options of every training and evaluation pipeline: the tf.data autotuner off.
+
+    With it on, the first batch of one epoch in three or so waited 6-21 s using almost no CPU
+    (a quick classifier epoch takes 13 s): a new epoch's iterator waited for the autotuner's
+    thread, which wakes at a period that doubles up to a minute. With it off, no epoch waited,
+    and the batches are the same: the autotuner sets only parallelism and buffer sizes, never the
+    order (`deterministic=True` everywhere). Measured in one run, arm against arm:
+    experiments/benchmarks/results/input_parallelism.md.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def augment_and_batch(
@@ -134,7 +147,7 @@ def augment_and_batch(
             lambda batch, s: prepare(batch, s), num_parallel_calls=threads, deterministic=True)
     else:
         ds = ds.map(lambda *batch: prepare(batch), num_parallel_calls=threads, deterministic=True)
-    return ds.prefetch(threads)
+    return ds.prefetch(threads).with_options(pipeline_options())
 
 
 def make_dataset(

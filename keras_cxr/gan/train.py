@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cxr.config import Config
-from keras_cxr.data.pipeline import parallel_calls, to_float
+from keras_cxr.data.pipeline import parallel_calls, pipeline_options, to_float
 from keras_cxr.gan.discriminator import build_discriminator
 from keras_cxr.gan.gan import GAN
 from keras_cxr.gan.generator import build_generator
@@ -86,7 +86,8 @@ def real_batches(images: np.ndarray, labels: np.ndarray, half_batch: int, start_
 
     ds = tf.data.Dataset.range(start_step, end_step)
     threads = parallel_calls()
-    return ds.map(draw, num_parallel_calls=threads, deterministic=True).prefetch(threads)
+    ds = ds.map(draw, num_parallel_calls=threads, deterministic=True).prefetch(threads)
+    return ds.with_options(pipeline_options())
 
 
 class DivergenceGuard(keras.callbacks.Callback):

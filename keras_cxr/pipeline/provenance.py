@@ -65,7 +65,8 @@ def provenance() -> dict:
 def run_logged(cmd: list[str], folder, cwd=None) -> int:
     """Runs `cmd` (a long experiment command) and appends one sitting to `<folder>/sittings.json`:
     the command, its start (UTC), wall seconds, exit status, CPU, the op-thread cap and the code
-    (commit, uncommitted changes) it ran. Returns the exit status."""
+    (commit, uncommitted changes) it ran, also when it is stopped with Ctrl-C (exit 130). Returns
+    the exit status."""
     import json
     import subprocess
     import time
@@ -74,7 +75,10 @@ def run_logged(cmd: list[str], folder, cwd=None) -> int:
     folder = Path(folder)
     print("$", " ".join(cmd[1:]), flush=True)
     t0 = time.time()
-    rc = subprocess.call(cmd, cwd=cwd)
+    try:
+        rc = subprocess.call(cmd, cwd=cwd)
+    except KeyboardInterrupt:  # stopped by hand (Ctrl-C, or SIGINT to the process group): a sitting too
+        rc = 130
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "sittings.json"
     sittings = json.loads(log.read_text()) if log.exists() else []
