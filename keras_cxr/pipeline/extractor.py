@@ -130,15 +130,17 @@ def _train(config: Config, folder: Path, manifest, seed: int, log) -> None:
 
 def share_extractors(src_out, dest_out) -> None:
     """Copies the cached extractors of `src_out` into `dest_out` (made once for a split, used by
-    each of its runs' folders); the record goes last, since its presence means "ready"."""
+    each of its runs' folders); the record goes last, since its presence means "ready". A record
+    without its weights (a fresh clone holds only the committed records) is left behind: `dest_out`
+    trains that seed itself."""
     import shutil
 
     for record in Path(src_out).glob("extractor/*/seed*.json"):
         target = Path(dest_out) / "extractor" / record.parent.name
-        if (target / record.name).exists():
+        weights = record.parent / "weights" / f"baseline__seed{json.loads(record.read_text())['seed']}.weights.h5"
+        if (target / record.name).exists() or not weights.exists():
             continue
         (target / "weights").mkdir(parents=True, exist_ok=True)
-        weights = record.parent / "weights" / f"baseline__seed{json.loads(record.read_text())['seed']}.weights.h5"
         shutil.copy2(weights, target / "weights" / weights.name)
         shutil.copy2(record, target / record.name)
 
