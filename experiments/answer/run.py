@@ -43,8 +43,8 @@ def folder(minority: int) -> Path:
 def matrix(minority: int, seeds: list[int], data: str, rows: list[str], shard: str | None) -> None:
     out = folder(minority)
     cmd = [sys.executable, "-m", "keras_cxr", "evaluate-all", "--preset", "quick", "--data", data, "--out", str(out),
-           "--seeds", *map(str, seeds), "--methods", *rows, *(["--shard", shard] if shard else []), "--set", f"data.minority_fraction={minority / 100}",
-           "--set", "gan.alphas=[0.5]", "--quiet"]
+           "--seeds", *map(str, seeds), "--methods", *rows, *(["--shard", shard] if shard else []),
+           "--set", f"data.minority_fraction={minority / 100}", "--set", "gan.alphas=[0.5]", "--quiet"]
     from keras_cxr.pipeline.provenance import run_logged
 
     reuse_extractors(minority)

@@ -161,16 +161,16 @@ def _markdown(r: dict) -> str:
     for c in r["cells"]:
         e = c["epochs"]
         seconds = ", ".join(str(x["s"]) for x in e)
-        firsts = ", ".join(f"{x['first_batch_s']}" + (f" ({x['first_batch_cpu_s']} cpu)" if "first_batch_cpu_s" in x else "")
-                           for x in e)
+        first = ", ".join(str(x["first_batch_s"]) + (f" ({x['first_batch_cpu_s']} cpu)" if "first_batch_cpu_s" in x else "")
+                          for x in e)
         steps = ", ".join(f"{x['median_step_ms']:.0f}" for x in e)
-        lines.append(f"| {c['arm']} | {c['cell']} | {c['wall_s']} | {seconds} | {firsts} | {steps} |")
+        lines.append(f"| {c['arm']} | {c['cell']} | {c['wall_s']} | {seconds} | {first} | {steps} |")
     for arm in r["arms"]:
         mine = [c for c in r["cells"] if c["arm"] == arm]
         # A cell's first epoch is left out: in the process's first cell its first batch is tracing.
-        firsts = [x["first_batch_s"] for c in mine for x in c["epochs"][1:]]
+        waits = [x["first_batch_s"] for c in mine for x in c["epochs"][1:]]
         lines.append(f"\n`{arm}`: cells {sum(c['wall_s'] for c in mine):.1f} s in all; epochs 2-5 whose first batch "
-                     f"took over 2 s: {sum(f > 2 for f in firsts)} of {len(firsts)}.")
+                     f"took over 2 s: {sum(w > 2 for w in waits)} of {len(waits)}.")
     lines += ["", f"Same ROC AUC and test scores in both arms, cell by cell: **{r['same_cell_numbers']}**.", "",
               f"## Quick cDCGAN ({r['gan_epochs']} epochs, tracking off)", "",
               "| arm | wall s | epoch s |", "|---|---|---|"]

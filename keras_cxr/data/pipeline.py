@@ -107,7 +107,7 @@ def parallel_calls() -> int:
 def pipeline_options() -> tf.data.Options:
     """Options of every training and evaluation pipeline: the tf.data autotuner off.
 
-    With it on, the first batch of one epoch in three or so waited 6-21 s using almost no CPU
+    With it on, the first batch of one epoch in three or so waited 5-21 s using almost no CPU
     (a quick classifier epoch takes 13 s): a new epoch's iterator waited for the autotuner's
     thread, which wakes at a period that doubles up to a minute. With it off, no epoch waited,
     and the batches are the same: the autotuner sets only parallelism and buffer sizes, never the
