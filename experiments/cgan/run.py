@@ -22,10 +22,9 @@ Variants (each at least two GAN seeds; the chosen recipe at least three):
   translation  the recipe + gan.diffaugment=translation (translation-only DiffAugment, the next
              remedy of docs/gan-training.md; rule fixed before any run in
              results/cgan/translation_rule.md), GAN seeds 0, 1 at 25%
-  long       gan.cdcgan_epochs=114: twice the epochs (added after the screen's ten runs: ttur
-             seed 1's average was still improving at epoch 57, and several tracked best epochs
-             are the last; three quick alphas at this length stay within issue 23's 60 minutes
-             only if one run takes at most 20 minutes on 2 cores, to be measured)
+  long       the recipe + gan.cdcgan_epochs=114: twice the epochs, so the pneumonia label sees about
+             as many real minority images as the quick DCGAN (rule fixed before any run in
+             results/cgan/long_rule.md), GAN seeds 0, 1 at 25%
 
 Stages (resumable; run from the repository root, one process at a time per machine):
 
@@ -59,10 +58,12 @@ VARIANTS = {
     "resize": ["gan.upsample=resize"],
     "proj_sn": ["gan.discriminator_head=projection", "gan.spectral_norm=true"],
     "transition": ["gan.transition=[15,30]"],
-    "long": ["gan.cdcgan_epochs=114"],
 }
 RECIPE = "recipe"  # the screen's combination (table.py `screen`, choice_rule.md), at GAN seeds 0, 1, 2
-ON_RECIPE = {"translation": ["gan.diffaugment=translation"]}  # variants that add to the recipe
+ON_RECIPE = {  # variants that add to the recipe, each read by its own rule (table.py REMEDIES)
+    "translation": ["gan.diffaugment=translation"],
+    "long": ["gan.cdcgan_epochs=114"],
+}
 
 
 def settings(variant: str) -> list[str]:
