@@ -3,6 +3,8 @@
 
 import runpy
 
+import pytest
+
 from tests.conftest import REPO
 
 TABLE = runpy.run_path(str(REPO / "experiments" / "cgan" / "table.py"))
@@ -63,18 +65,22 @@ def _measured_rows(arms: dict, instrument: str = "aaaa") -> list[dict]:
             for v, seeds in arms.items() for k, ratios in enumerate(seeds)]
 
 
-def test_the_next_remedy_is_read_by_translation_rule():
-    """translation_rule.md: worse common seed of the mean measured raw-G ratio, 1.5x to be promising,
-    one instrument, targets per seed under every extractor."""
+@pytest.mark.parametrize("arm", ["translation", "long"])
+def test_each_remedy_is_read_by_its_rule(arm):
+    """translation_rule.md and long_rule.md: worse common seed of the mean measured raw-G ratio, 1.5x to be
+    promising, one instrument, targets per seed under every extractor; one remedy's runs never read as another's."""
+    other = next(a for a in TABLE["REMEDIES"] if a != arm)
     recipe = [[5.0, 2.5, 6.5], [7.5, 6.0, 7.5], [10.0, 6.0, 12.0]]  # worse common seed (0, 1): 7.0
-    rows = _measured_rows({"recipe": recipe, "translation": [[1.5, 1.9, 1.0], [4.0, 5.0, 6.0]]})  # worse: 5.0
-    result = TABLE["next_remedy"](rows)
-    assert result["seeds"] == [0, 1] and result["worse_seed"] == {"recipe": 7.0, "translation": 5.0}
+    rows = _measured_rows({"recipe": recipe, arm: [[1.5, 1.9, 1.0], [4.0, 5.0, 6.0]],  # worse: 5.0
+                           other: [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]})
+    result = TABLE["next_remedy"](rows, arm)
+    assert result["seeds"] == [0, 1] and result["worse_seed"] == {"recipe": 7.0, arm: 5.0}
     assert result["verdict"] == "cannot tell" and result["targets"][0] == {"frechet": True, "fidelity": True,
                                                                            "near_copies": True}
     assert not all(result["targets"][1].values())
-    rows = _measured_rows({"recipe": recipe, "translation": [[1.5, 1.9, 1.0], [4.0, 5.0, 5.0]]})  # 4.67: 1.5x
-    assert TABLE["next_remedy"](rows)["verdict"] == "promising"
+    rows = _measured_rows({"recipe": recipe, arm: [[1.5, 1.9, 1.0], [4.0, 5.0, 5.0]]})  # 4.67: 1.5x
+    assert TABLE["next_remedy"](rows, arm)["verdict"] == "promising"
     rows[-1]["measured"]["extractor"] = "bbbb"  # measured under a retrained extractor: not one yardstick
-    assert TABLE["next_remedy"](rows)["reason"].startswith("not comparable")
-    assert not TABLE["next_remedy"](_measured_rows({"recipe": recipe, "translation": [[1.0, 1.0, 1.0]]}))["complete"]
+    assert TABLE["next_remedy"](rows, arm)["reason"].startswith("not comparable")
+    assert not TABLE["next_remedy"](_measured_rows({"recipe": recipe, arm: [[1.0, 1.0, 1.0]]}), arm)["complete"]
+    assert not TABLE["next_remedy"](_measured_rows({"recipe": recipe, other: [[1.0] * 3] * 2}), arm)["complete"]

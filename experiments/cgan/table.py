@@ -408,23 +408,26 @@ def screen_markdown(result: dict) -> list[str]:
     return md
 
 
-NEXT_REMEDY = "translation"  # translation_rule.md: the recipe + translation-only DiffAugment
+REMEDIES = {  # the remedies tried on the recipe after the screen, each read by the rule fixed before it ran
+    "translation": "translation_rule.md",  # the recipe + translation-only DiffAugment
+    "long": "long_rule.md",  # the recipe at twice the epochs
+}
 TARGET_RATIO, TARGET_FIDELITY = 2.0, 0.9  # issue 23's targets at 25%
 
 
-def next_remedy(rows: list[dict]) -> dict:
-    """translation_rule.md applied as written: the worse common GAN seed of each arm's measured
+def next_remedy(rows: list[dict], arm: str) -> dict:
+    """A remedy's rule (REMEDIES) applied as written: the worse common GAN seed of each arm's measured
     raw-G Frechet ratio (mean over extractor seeds), under one instrument, and the targets per seed."""
-    arms = {v: {r["gan_seed"]: r for r in rows if r["variant"] == v} for v in ("recipe", NEXT_REMEDY)}
-    if not arms[NEXT_REMEDY]:
-        return {"complete": False, "reason": f"no {NEXT_REMEDY} run has finished"}
-    instruments = {x for arm in arms.values() for r in arm.values()
+    arms = {v: {r["gan_seed"]: r for r in rows if r["variant"] == v} for v in ("recipe", arm)}
+    if not arms[arm]:
+        return {"complete": False, "reason": f"no {arm} run has finished"}
+    instruments = {x for runs in arms.values() for r in runs.values()
                    for x in (r["extractor"], (r["measured"] or {}).get("extractor"))}
     if len(instruments) != 1:
         return {"complete": False, "reason": "not comparable: the arms were tracked or measured under extractors "
                                              + ", ".join(sorted(map(str, instruments)))}
-    seeds = sorted(set(arms["recipe"]) & set(arms[NEXT_REMEDY]))
-    raw = {v: {s: ((arm[s]["measured"] or {}).get("raw")) for s in seeds} for v, arm in arms.items()}
+    seeds = sorted(set(arms["recipe"]) & set(arms[arm]))
+    raw = {v: {s: ((runs[s]["measured"] or {}).get("raw")) for s in seeds} for v, runs in arms.items()}
     unmeasured = [f"{v} seed {s}" for v, per in raw.items() for s, m in per.items() if m is None]
     if len(seeds) < 2 or unmeasured:
         return {"complete": False, "reason": f"common seeds {seeds}; raw G not measured: {unmeasured}"}
@@ -432,24 +435,24 @@ def next_remedy(rows: list[dict]) -> dict:
     worse = {v: max(per.values()) for v, per in mean.items()}
     targets = {s: {"frechet": all(x <= TARGET_RATIO for x in m["frechet_ratio_per_extractor"]),
                    "fidelity": m["fidelity_rel"] >= TARGET_FIDELITY, "near_copies": m["near_copies"] == 0}
-               for s, m in raw[NEXT_REMEDY].items()}
-    factor = worse["recipe"] / worse[NEXT_REMEDY]
+               for s, m in raw[arm].items()}
+    factor = worse["recipe"] / worse[arm]
     return {"complete": True, "instrument": instruments.pop(), "seeds": seeds, "mean_ratio": mean, "worse_seed": worse,
             "factor": factor, "verdict": "promising" if factor >= PROMISING else "cannot tell",
             "targets": targets}
 
 
-def next_remedy_markdown(result: dict) -> list[str]:
-    md = ["", f"## The next remedy: {NEXT_REMEDY} (translation_rule.md applied by this script)", ""]
+def next_remedy_markdown(result: dict, arm: str) -> list[str]:
+    md = ["", f"## The next remedy: {arm} ({REMEDIES[arm]} applied by this script)", ""]
     if not result["complete"]:
         return md + [f"Not read: {result['reason']}."]
     md += ["| arm | " + " | ".join(f"seed {s}: mean FD ratio" for s in result["seeds"]) + " | worse seed |",
            "|---|" + "---|" * (len(result["seeds"]) + 1)]
-    for arm, per in result["mean_ratio"].items():
-        md.append(f"| {arm} | " + " | ".join(_fmt(per[s]) for s in result["seeds"]) + f" | {_fmt(result['worse_seed'][arm])} |")
+    for name, per in result["mean_ratio"].items():
+        md.append(f"| {name} | " + " | ".join(_fmt(per[s]) for s in result["seeds"]) + f" | {_fmt(result['worse_seed'][name])} |")
     met = [s for s, t in result["targets"].items() if all(t.values())]
     md += ["", f"Instrument {result['instrument']}; raw G measured under extractor seeds 0, 1, 2. The recipe's worse "
-           f"seed over {NEXT_REMEDY}'s: {result['factor']:.2f}x (promising at {PROMISING}x or more). Verdict: "
+           f"seed over {arm}'s: {result['factor']:.2f}x (promising at {PROMISING}x or more). Verdict: "
            f"{result['verdict']}. Issue 23's targets met at GAN seeds: {', '.join(map(str, met)) or 'none'}."]
     return md
 
@@ -464,9 +467,10 @@ def write_table(split_dir: Path, variants) -> None:
         if summary["screen"]["complete"]:  # the recipe's row in `rows`: its raw G or its average
             summary["chosen"] = "recipe" + ("+ema" if summary["screen"]["read"] == "ema" else "")
         md += "\n".join(screen_markdown(summary["screen"])) + "\n"
-        if any(r["variant"] == NEXT_REMEDY for r in rows):
-            summary["next_remedy"] = next_remedy(rows)
-            md += "\n".join(next_remedy_markdown(summary["next_remedy"])) + "\n"
+        tried = [arm for arm in REMEDIES if any(r["variant"] == arm for r in rows)]
+        summary["remedies"] = {arm: next_remedy(rows, arm) for arm in tried}
+        for arm in tried:
+            md += "\n".join(next_remedy_markdown(summary["remedies"][arm], arm)) + "\n"
     (split_dir / "results.md").write_text(md)
     pct = int(split_dir.name[1:])
     kept = [r for r in summary["rows"] if r["minority_pct"] != pct]
