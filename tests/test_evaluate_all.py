@@ -64,6 +64,8 @@ def test_evaluate_all_tiny(tiny_matrix, capsys):
     md = (out / "results.md").read_text()
     assert all(f"| {m} |" in md for m in METHODS)
     assert "Missing cells" not in md
+    # tiny shares one generator per GAN row between seeds (generator_per_seed off): said, with a warning
+    assert "- dcgan: 1 distinct in 2 cells." in md and "**dcgan shares a generator between seeds**" in md
     assert (out / "results.csv").read_text().count("\n") == 23
 
     # A rerun does no work, and a shard only sees its cells.

@@ -2,6 +2,8 @@
 
 import subprocess
 
+import pytest
+
 from keras_cxr.pipeline.provenance import code_version, provenance
 from keras_cxr.pipeline.summary import provenance_lines
 from tests.conftest import REPO
@@ -44,9 +46,11 @@ def test_a_long_command_logs_its_sitting_with_the_code_it_ran(tmp_path):
     assert all(s["commit"] == code_version()["commit"] and "dirty" in s and s["wall_s"] >= 0 for s in sittings)
 
 
-def test_a_sitting_stopped_by_hand_is_logged_too(tmp_path):
-    """Ctrl-C (SIGINT to the process group) ends a long experiment between sessions: the sitting
-    still lands in sittings.json, with exit 130, so its wall time is on record."""
+@pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_sitting_stopped_by_hand_is_logged_too(tmp_path, signum, code):
+    """Ctrl-C (SIGINT to the process group) or `kill` (SIGTERM, the only way to stop a background job
+    that ignores SIGINT) ends a long experiment between sessions: the sitting still lands in
+    sittings.json, with its exit status, so its wall time is on record."""
     import json
     import os
     import signal
@@ -65,7 +69,27 @@ def test_a_sitting_stopped_by_hand_is_logged_too(tmp_path):
     while not started.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert started.exists()
-    os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    os.killpg(proc.pid, getattr(signal, signum))
+    assert proc.wait(timeout=60) == code
     sittings = json.loads((tmp_path / "sittings.json").read_text())
-    assert [s["exit"] for s in sittings] == [130] and sittings[0]["wall_s"] < 60
+    assert [s["exit"] for s in sittings] == [code] and sittings[0]["wall_s"] < 60
+
+
+def test_results_list_each_gan_rows_generators_and_warn_when_seeds_share_one():
+    from keras_cxr.pipeline.summary import generator_lines
+
+    def gan(method, seed, sha, gan_seed):
+        return {"method": method, "seed": seed, "generator": {"sha256": sha * 64, "gan_seed": gan_seed,
+                                                              "export_epoch": 250}}
+
+    cells = [gan("dcgan", 1, "b", 1), gan("dcgan", 0, "a", 0), gan("cdcgan_a050", 0, "c", None),
+             gan("cdcgan_a050", 1, "c", None), {"method": "baseline", "seed": 0, "generator": None}]
+    lines = generator_lines(cells, ["baseline", "dcgan", "cdcgan_a050"])
+    text = "\n".join(lines)
+    dcgan = next(x for x in lines if x.startswith("- dcgan:"))
+    assert dcgan == ("- dcgan: 2 distinct in 2 cells. seed 0: aaaaaaaaaaaa (GAN seed 0, epoch 250); "
+                     "seed 1: bbbbbbbbbbbb (GAN seed 1, epoch 250).")
+    assert "- cdcgan_a050: 1 distinct in 2 cells." in text and "**cdcgan_a050 shares a generator" in text
+    assert "dcgan shares" not in text.replace("cdcgan_a050 shares", "") and "baseline" not in text
+    assert text.index("- dcgan:") < text.index("- cdcgan_a050:")  # the matrix's row order
+    assert generator_lines([cells[-1]], ["baseline"]) == []

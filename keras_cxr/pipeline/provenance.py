@@ -62,23 +62,43 @@ def provenance() -> dict:
             "cpus": os.cpu_count()}
 
 
+class _Terminated(Exception):
+    """SIGTERM reached the parent of a logged sitting."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
 def run_logged(cmd: list[str], folder, cwd=None) -> int:
     """Runs `cmd` (a long experiment command) and appends one sitting to `<folder>/sittings.json`:
     the command, its start (UTC), wall seconds, exit status, CPU, the op-thread cap and the code
-    (commit, uncommitted changes) it ran, also when it is stopped with Ctrl-C (exit 130). Returns
-    the exit status."""
+    (commit, uncommitted changes) it ran, also when it is stopped with Ctrl-C (exit 130) or SIGTERM
+    (exit 143: `kill`, a scheduler's preemption; a background job started from a script ignores
+    SIGINT, so SIGTERM is how it is stopped). Returns the exit status."""
     import json
+    import signal
     import subprocess
+    import threading
     import time
     from pathlib import Path
 
     folder = Path(folder)
     print("$", " ".join(cmd[1:]), flush=True)
     t0 = time.time()
+    in_main = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
-        rc = subprocess.call(cmd, cwd=cwd)
-    except KeyboardInterrupt:  # stopped by hand (Ctrl-C, or SIGINT to the process group): a sitting too
-        rc = 130
+        with subprocess.Popen(cmd, cwd=cwd) as child:
+            try:
+                rc = child.wait()
+            except (KeyboardInterrupt, _Terminated) as stop:  # stopped by hand or by a scheduler: a sitting too
+                child.terminate()  # resumable commands: stopped between their checkpoints, not corrupted
+                child.wait()
+                rc = 130 if isinstance(stop, KeyboardInterrupt) else 143
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "sittings.json"
     sittings = json.loads(log.read_text()) if log.exists() else []

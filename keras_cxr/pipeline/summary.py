@@ -278,6 +278,31 @@ def provenance_lines(cells: list[dict]) -> list[str]:
     return lines
 
 
+def generator_lines(cells: list[dict], methods) -> list[str]:
+    """Per GAN row, the distinct generators its cells were trained with (sha256 of the exported
+    folder, its epoch and GAN seed), so a reader sees whether the seeds' differences include
+    GAN training variance; a warning where fewer generators than seeds made a row."""
+    rows: dict = {}
+    for c in sorted(cells, key=lambda c: c["seed"]):
+        if c.get("generator"):
+            rows.setdefault(c["method"], []).append(c)
+    if not rows:
+        return []
+    lines = ["", "## Generators", "",
+             "Per GAN row: the generators its cells drew images from (sha256 of the exported folder, first 12 "
+             "characters), by classifier seed.", ""]
+    for method in sorted(rows, key=lambda m: methods.index(m) if m in methods else 99):
+        hashes = {c["generator"]["sha256"] for c in rows[method]}
+        per_seed = "; ".join(f"seed {c['seed']}: {c['generator']['sha256'][:12]} (GAN seed "
+                             f"{c['generator'].get('gan_seed', '-')}, epoch {c['generator'].get('export_epoch', '-')})"
+                             for c in rows[method])
+        lines.append(f"- {method}: {len(hashes)} distinct in {len(rows[method])} cells. {per_seed}.")
+        if len(hashes) < len(rows[method]):
+            lines.append(f"  - **{method} shares a generator between seeds**: its paired differences leave out part "
+                         f"of the GAN training variance.")
+    return lines
+
+
 def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title: str, context: str,
                   not_like_the_paper: list[str] | None = None, manifest=None) -> dict:
     """Writes results.json, results.csv (one row per cell) and results.md; returns the summary.
@@ -298,5 +323,6 @@ def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title
                     *c["train_counts"], c["timings_s"]["train"]])
     write_text(out_dir / "results.csv", buf.getvalue())
     md = render_markdown(summary, title, context, not_like_the_paper)
-    write_text(out_dir / "results.md", md + "\n" + "\n".join(provenance_lines(cells)) + "\n")
+    lines = [*provenance_lines(cells), *generator_lines(cells, list(methods))]
+    write_text(out_dir / "results.md", md + "\n" + "\n".join(lines) + "\n")
     return summary
