@@ -93,3 +93,26 @@ def test_results_list_each_gan_rows_generators_and_warn_when_seeds_share_one():
     assert "dcgan shares" not in text.replace("cdcgan_a050 shares", "") and "baseline" not in text
     assert text.index("- dcgan:") < text.index("- cdcgan_a050:")  # the matrix's row order
     assert generator_lines([cells[-1]], ["baseline"]) == []
+
+
+def test_wall_time_counts_every_sittings_train_steps_and_leaves_resumed_runs_out_of_the_run_column(tmp_path):
+    import json
+
+    from keras_cxr.pipeline.summary import wall_time_lines
+
+    for name, resumed in (("dcgan_g0", 0), ("dcgan_g1", 59)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "log.csv").write_text("epoch,epoch_s\n1,10.5\n2,9.5\n")
+        (run / "done.json").write_text(json.dumps({"wall_s": 30.0, "resumed_after": resumed}))
+
+    def cell(method, seed, total, run=None):
+        g = {"path": str(tmp_path / "models" / run / "1"), "sha256": run} if run else None
+        return {"method": method, "seed": seed, "timings_s": {"total": total}, "generator": g}
+
+    cells = [cell("baseline", 0, 100.0), cell("baseline", 1, 300.0), cell("baseline", 2, 200.0),
+             cell("dcgan", 0, 150.0, "dcgan_g0"), cell("dcgan", 1, 250.0, "dcgan_g1")]
+    lines = wall_time_lines(tmp_path, cells, ["baseline", "dcgan"])
+    assert "| baseline | 3 | 600 | 200 | - | - | - |" in lines
+    assert "| dcgan | 2 | 400 | 200 | 2 | 40 | 30 (1) |" in lines  # g1 was resumed: its 30 s are one sitting's
+    assert wall_time_lines(tmp_path, [], []) == []

@@ -272,6 +272,7 @@ def _fit(run: RunFolder, config: Config, train, record: GeneratorRecord, verbose
         _raise_diverged(run, guard)
     wall = time.perf_counter() - t0
     result = {"run_dir": str(run.dir), "export_dir": str(run.export_dir), "epochs": stop, "wall_s": round(wall, 1),
+              "resumed_after": start,  # wall_s and timings_s cover epochs start+1..stop, this sitting's
               # this sitting's seconds by part; "other": start-up, tracing, the input pipeline's first fill
               "timings_s": {**{k: round(v, 1) for k, v in epoch_end.spans.items()},
                             "other": round(wall - sum(epoch_end.spans.values()), 1)}}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 import os
 from pathlib import Path
 
@@ -303,6 +304,45 @@ def generator_lines(cells: list[dict], methods) -> list[str]:
     return lines
 
 
+def _generator_time(run_dir: Path) -> dict | None:
+    """A finished GAN run's seconds: its train steps over every sitting (the log's epoch times) and,
+    when it ran in one sitting, its whole wall time (done.json covers the last sitting only)."""
+    done, log = run_dir / "done.json", run_dir / "log.csv"
+    if not (done.is_file() and log.is_file()):
+        return None
+    with open(log, newline="") as f:
+        steps = sum(float(r["epoch_s"]) for r in csv.DictReader(f))
+    record = json.loads(done.read_text())
+    whole = record["wall_s"] if record.get("resumed_after") == 0 else None  # older runs: not recorded
+    return {"train_steps_s": steps, "wall_s": whole}
+
+
+def wall_time_lines(out_dir, cells: list[dict], methods) -> list[str]:
+    """Per row, where the matrix's time went: its cells' wall seconds and, for a GAN row, its
+    generators' (the run folders beside the cells, named by the exported generator's folder)."""
+    rows: dict = {}
+    for c in cells:
+        rows.setdefault(c["method"], []).append(c)
+    if not rows:
+        return []
+    lines = ["", "## Wall time", "",
+             "Seconds per row on the CPUs under Provenance, on machines that may have run other work beside: the "
+             "cells' own (resampling, training, testing) and, for GAN rows, their generators' train steps (every "
+             "sitting) and whole runs (tracking and files included; runs that were resumed are left out of this "
+             "column).", "",
+             "| row | cells | cell s: sum | cell s: median | generators | train steps s: sum | run s: sum (runs) |",
+             "|---|---|---|---|---|---|---|"]
+    for method in sorted(rows, key=lambda m: methods.index(m) if m in methods else 99):
+        cell_s = [c["timings_s"]["total"] for c in rows[method]]
+        runs = sorted({Path(c["generator"]["path"]).parent.name for c in rows[method] if c.get("generator")})
+        times = [t for t in (_generator_time(Path(out_dir) / r) for r in runs) if t is not None]
+        whole = [t["wall_s"] for t in times if t["wall_s"] is not None]
+        gan = (f"{len(runs)} | {sum(t['train_steps_s'] for t in times):.0f} | "
+               f"{f'{sum(whole):.0f} ({len(whole)})' if whole else '-'}") if runs else "- | - | -"
+        lines.append(f"| {method} | {len(cell_s)} | {sum(cell_s):.0f} | {float(np.median(cell_s)):.0f} | {gan} |")
+    return lines
+
+
 def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title: str, context: str,
                   not_like_the_paper: list[str] | None = None, manifest=None) -> dict:
     """Writes results.json, results.csv (one row per cell) and results.md; returns the summary.
@@ -323,6 +363,7 @@ def write_results(out_dir, cells: list[dict], methods, seeds, n_boot: int, title
                     *c["train_counts"], c["timings_s"]["train"]])
     write_text(out_dir / "results.csv", buf.getvalue())
     md = render_markdown(summary, title, context, not_like_the_paper)
-    lines = [*provenance_lines(cells), *generator_lines(cells, list(methods))]
+    lines = [*provenance_lines(cells), *generator_lines(cells, list(methods)),
+             *wall_time_lines(out_dir, cells, list(methods))]
     write_text(out_dir / "results.md", md + "\n" + "\n".join(lines) + "\n")
     return summary
