@@ -65,7 +65,7 @@ def _measured_rows(arms: dict, instrument: str = "aaaa") -> list[dict]:
             for v, seeds in arms.items() for k, ratios in enumerate(seeds)]
 
 
-@pytest.mark.parametrize("arm", ["translation", "long"])
+@pytest.mark.parametrize("arm", ["translation", "long", "every_epoch"])
 def test_each_remedy_is_read_by_its_rule(arm):
     """translation_rule.md and long_rule.md: worse common seed of the mean measured raw-G ratio, 1.5x to be
     promising, one instrument, targets per seed under every extractor; one remedy's runs never read as another's."""

@@ -25,6 +25,9 @@ Variants (each at least two GAN seeds; the chosen recipe at least three):
   long       the recipe + gan.cdcgan_epochs=114: twice the epochs, so the pneumonia label sees about
              as many real minority images as the quick DCGAN (rule fixed before any run in
              results/cgan/long_rule.md), GAN seeds 0, 1 at 25%
+  every_epoch  the recipe + gan.eval_every=1: the raw G tracked every epoch, so the exported epoch is
+             picked among 57 instead of 12 (rule fixed before any run in
+             results/cgan/every_epoch_rule.md), GAN seeds 0, 1 at 25%
 
 Stages (resumable; run from the repository root, one process at a time per machine):
 
@@ -63,6 +66,7 @@ RECIPE = "recipe"  # the screen's combination (table.py `screen`, choice_rule.md
 ON_RECIPE = {  # variants that add to the recipe, each read by its own rule (table.py REMEDIES)
     "translation": ["gan.diffaugment=translation"],
     "long": ["gan.cdcgan_epochs=114"],
+    "every_epoch": ["gan.eval_every=1"],
 }
 
 

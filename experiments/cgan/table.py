@@ -411,6 +411,7 @@ def screen_markdown(result: dict) -> list[str]:
 REMEDIES = {  # the remedies tried on the recipe after the screen, each read by the rule fixed before it ran
     "translation": "translation_rule.md",  # the recipe + translation-only DiffAugment
     "long": "long_rule.md",  # the recipe at twice the epochs
+    "every_epoch": "every_epoch_rule.md",  # the recipe with its raw G tracked every epoch
 }
 TARGET_RATIO, TARGET_FIDELITY = 2.0, 0.9  # issue 23's targets at 25%
 
