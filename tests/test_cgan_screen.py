@@ -75,6 +75,7 @@ def test_each_remedy_is_read_by_its_rule(arm):
                            other: [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]})
     result = TABLE["next_remedy"](rows, arm)
     assert result["seeds"] == [0, 1] and result["worse_seed"] == {"recipe": 7.0, arm: 5.0}
+    assert result["worse_seed_unpicked"] == {"recipe": 6.75, arm: 5.5}  # extractor seeds 1 and 2 only
     assert result["verdict"] == "cannot tell" and result["targets"][0] == {"frechet": True, "fidelity": True,
                                                                            "near_copies": True}
     assert not all(result["targets"][1].values())
