@@ -76,6 +76,14 @@ def test_evaluate_all_tiny(tiny_matrix, capsys):
     assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
     assert "22 already done, 0 to run" in capsys.readouterr().out
     assert before == {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+    # A clone without the generator folders (they stay out of git) still knows its GAN cells' generators:
+    # their runs' done.json recorded the exports' bytes. No cell is stale, no generator retrained.
+    (out / "models").rename(out / "models.away")
+    try:
+        assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+        assert "22 already done, 0 to run" in capsys.readouterr().out and not (out / "models").exists()
+    finally:
+        (out / "models.away").rename(out / "models")
     assert main(["evaluate-all", "--preset", "tiny", "--out", str(out), "--shard", "1/4", "--quiet"]) == 0
     assert "6 cells in this shard (1/4), 6 already done" in capsys.readouterr().out
 

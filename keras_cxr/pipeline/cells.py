@@ -34,13 +34,20 @@ def cell_identity(method: str, seed: int, config, data_sha256: str, models_dir=N
     settings = config.to_dict()
     classifier = {k: v for k, v in settings["classifier"].items() if k not in NOT_IN_CELL_IDENTITY}
     spec = get_method(method, config.gan.alphas).generator_for(seed, config)
-    generator = None
-    if spec is not None and models_dir is not None and spec.export_dir(models_dir).is_dir():
-        generator = folder_sha256(spec.export_dir(models_dir))
+    generator = None if spec is None or models_dir is None else _generator_sha256(spec, Path(models_dir))
     return {"method": method, "seed": seed, "data_sha256": data_sha256, "image_size": settings["image_size"],
             "kernels": settings["kernels"], "classifier": classifier, "resample": settings["resample"],
             "weights_init": file_sha256(imagenet_weights) if imagenet_weights else "scratch",
             "generator_sha256": generator}
+
+
+def _generator_sha256(spec, models_dir: Path) -> str | None:
+    """The generator's bytes: its export's, or where the export is absent (generators stay out of
+    git), what its finished run recorded when it exported (done.json beside the models folder)."""
+    if spec.export_dir(models_dir).is_dir():
+        return folder_sha256(spec.export_dir(models_dir))
+    done = models_dir.parent / spec.name / "done.json"
+    return json.loads(done.read_text()).get("export_sha256") if done.is_file() else None
 
 
 def _as_today(recorded: dict) -> dict:

@@ -24,7 +24,7 @@ from keras_cxr.gan.record import GeneratorRecord
 from keras_cxr.gan.selection import ABSOLUTE, best_row
 from keras_cxr.gan.settings import check_image_size
 from keras_cxr.gan.train import DivergenceGuard, build_gan, real_batches
-from keras_cxr.identity import records_sha256
+from keras_cxr.identity import folder_sha256, records_sha256
 from keras_cxr.methods import GeneratorSpec
 from keras_cxr.pipeline.run_folder import EVAL_FIELDS, LOG_FIELDS, RunFolder
 
@@ -238,7 +238,9 @@ def _export_chosen(run: RunFolder, gan: GAN, record: GeneratorRecord, rule: str,
             raise KerasCXRError(f"{run.name}: `gan.export: best` but no epoch was evaluated ({run.tracked_dir} is empty)")
         run.load_tracked(gan, epoch)
     export_generator(gan.sampler, run.export_dir, record.exported(rule, epoch))
-    return {"export": rule, "export_epoch": epoch}
+    # The export's bytes, kept with the run: cells record them, and a clone without the (ignored)
+    # generator folders still knows which generator its finished cells were made from.
+    return {"export": rule, "export_epoch": epoch, "export_sha256": folder_sha256(run.export_dir)}
 
 
 def _fit(run: RunFolder, config: Config, train, record: GeneratorRecord, verbose, strategy, max_epochs, probe) -> dict:
