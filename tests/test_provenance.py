@@ -116,3 +116,4 @@ def test_wall_time_counts_every_sittings_train_steps_and_leaves_resumed_runs_out
     assert "| baseline | 3 | 600 | 200 | - | - | - |" in lines
     assert "| dcgan | 2 | 400 | 200 | 2 | 40 | 30 (1) |" in lines  # g1 was resumed: its 30 s are one sitting's
     assert wall_time_lines(tmp_path, [], []) == []
+    assert "| dcgan | 1 | 150 | 150 | 1 | - | - |" in wall_time_lines(tmp_path / "elsewhere", cells[3:4], ["dcgan"])

@@ -337,7 +337,8 @@ def wall_time_lines(out_dir, cells: list[dict], methods) -> list[str]:
         runs = sorted({Path(c["generator"]["path"]).parent.name for c in rows[method] if c.get("generator")})
         times = [t for t in (_generator_time(Path(out_dir) / r) for r in runs) if t is not None]
         whole = [t["wall_s"] for t in times if t["wall_s"] is not None]
-        gan = (f"{len(runs)} | {sum(t['train_steps_s'] for t in times):.0f} | "
+        steps = f"{sum(t['train_steps_s'] for t in times):.0f}" if times else "-"  # run folders not here
+        gan = (f"{len(runs)} | {steps} | "
                f"{f'{sum(whole):.0f} ({len(whole)})' if whole else '-'}") if runs else "- | - | -"
         lines.append(f"| {method} | {len(cell_s)} | {sum(cell_s):.0f} | {float(np.median(cell_s)):.0f} | {gan} |")
     return lines
