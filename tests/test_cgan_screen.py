@@ -85,3 +85,31 @@ def test_each_remedy_is_read_by_its_rule(arm):
     assert TABLE["next_remedy"](rows, arm)["reason"].startswith("not comparable")
     assert not TABLE["next_remedy"](_measured_rows({"recipe": recipe, arm: [[1.0, 1.0, 1.0]]}), arm)["complete"]
     assert not TABLE["next_remedy"](_measured_rows({"recipe": recipe, other: [[1.0] * 3] * 2}), arm)["complete"]
+
+
+def test_reference_generators_are_read_only_on_the_same_split_and_from_their_cache(tmp_path, monkeypatch):
+    """The answer matrix's generators are measured under a split's extractors only when the answer's
+    manifest is that split's, byte for byte; a cached measurement of the same generator bytes is
+    read back without building the split (no extractor, no generator run)."""
+    import json
+
+    from keras_cxr.identity import folder_sha256
+
+    references = TABLE["references"]
+    monkeypatch.setitem(references.__globals__, "ANSWER", tmp_path / "answer")
+    split, answer = tmp_path / "m25", tmp_path / "answer" / "minority25"
+    generator = answer / "models" / "dcgan_g0" / "1"
+    generator.mkdir(parents=True)
+    (generator / "saved_model.pb").write_bytes(b"not a real model")
+    for folder, text in ((split, "a,b\n"), (answer, "a,c\n")):
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "manifest.csv").write_text(text)
+    assert references(split, None) == []  # another split: nothing measured, nothing built
+    (answer / "data" / "manifest.csv").write_text("a,b\n")
+    (split / "reference").mkdir()
+    cached = {"generator": "dcgan_g0", "generator_sha256": folder_sha256(generator), "extractor": "aaaa",
+              "export_epoch": 250, "frechet_ratio_per_extractor": [1.0, 2.0, 3.0], "fidelity_rel": 1.0, "near_copies": 0}
+    (split / "reference" / "dcgan_g0.json").write_text(json.dumps(cached))
+    assert references(split, None) == [cached]
+    md = "\n".join(TABLE["references_markdown"]([cached]))
+    assert "| dcgan_g0 | aaaa | 250 | 1.00 / 2.00 / 3.00 | 2.00 | 1.00 | 0 |" in md

@@ -131,13 +131,13 @@ class Split:
             path.write_text(json.dumps(known, indent=2) + "\n")
         return known
 
-    def measure(self, generator: Path) -> tuple[dict, np.ndarray]:
+    def measure(self, generator: Path, conditional: bool = True) -> tuple[dict, np.ndarray]:
         """One exported generator (a SavedModel folder) measured against this split; and the
         seed-0 extractor's sample of its minority images."""
         from keras_cxr.evaluate.generator_quality import measure_one
         from keras_cxr.explain.memorisation import NEAR_COPY_PERCENTILE
 
-        m, images = measure_one(generator, True, self.extractors, self.x_train, self.y_train, self.x_test,
+        m, images = measure_one(generator, conditional, self.extractors, self.x_train, self.y_train, self.x_test,
                                 self.y_test, N_GENERATED, self.threshold)
         fidelity = m["fidelity"]
         return {**{k: m[k] for k in ("frechet_ratio_per_extractor", "frechet_per_extractor", "real_vs_real_per_extractor",
@@ -265,6 +265,53 @@ def collect(split_dir: Path, variants) -> list[dict]:
             split = split or Split(split_dir)
             rows.append(run_row(split, run_dir, variant, int(run_dir.name[4:])))
     return rows
+
+
+ANSWER = Path(__file__).resolve().parents[2] / "experiments" / "results" / "answer"
+REFERENCE_ROWS = {"dcgan": False, "cdcgan_a050": True}  # the answer matrix's rows read here: conditional?
+
+
+def references(split_dir: Path, split: Split | None) -> list[dict]:
+    """The answer matrix's generators of the same split (its DCGANs, which train, and its faithful
+    cDCGANs, alpha 0.5; one per GAN seed) measured under this split's extractors: what this
+    yardstick reads for a generator that works. Only where the answer's manifest is this split's,
+    byte for byte; cached in <split>/reference/<name>.json with the generator's sha256, so a clone
+    without the (git-ignored) generators still shows them."""
+    from keras_cxr.identity import folder_sha256
+
+    answer = ANSWER / f"minority{split_dir.name[1:]}"
+    ours, theirs = split_dir / "data" / "manifest.csv", answer / "data" / "manifest.csv"
+    cache = split_dir / "reference"
+    found = {p.parent.name: p for row in REFERENCE_ROWS for p in sorted((answer / "models").glob(f"{row}_g*/1"))}
+    if found and theirs.is_file() and ours.read_bytes() == theirs.read_bytes():
+        for name, generator in found.items():
+            path, sha = cache / f"{name}.json", folder_sha256(generator)
+            known = json.loads(path.read_text()) if path.exists() else {}
+            if known.get("generator_sha256") == sha:
+                continue  # measured before (its instrument is named in its row)
+            split = split or Split(split_dir)
+            record = json.loads((generator / "assets.extra" / "keras_cxr.json").read_text())
+            measured, _ = split.measure(generator, REFERENCE_ROWS[name.rsplit("_g", 1)[0]])
+            cache.mkdir(exist_ok=True)
+            path.write_text(json.dumps({"generator": name, "generator_sha256": sha, "extractor": split.id,
+                                        "export_epoch": record.get("export_epoch"), **measured}, indent=2) + "\n")
+    return [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))] if cache.is_dir() else []
+
+
+def references_markdown(refs: list[dict]) -> list[str]:
+    if not refs:
+        return []
+    md = ["", "## The same yardstick on the answer matrix's generators", "",
+          "The answer matrix's DCGANs (minority images only; they train) and faithful cDCGANs (alpha 0.5) of this "
+          "split, one per GAN seed (`experiments/results/answer`), measured like the rows above: what these "
+          "extractors read for a generator that works. A calibration, not a screen.", "",
+          "| generator | extractor | exported epoch | FD ratio per extractor | mean | fidelity rel | near-copies |",
+          "|---|---|---|---|---|---|---|"]
+    for r in refs:
+        ratios = r["frechet_ratio_per_extractor"]
+        md.append(f"| {r['generator']} | {r['extractor']} | {r['export_epoch']} | {' / '.join(_fmt(v) for v in ratios)} | "
+                  f"{_fmt(float(np.mean(ratios)))} | {_fmt(r['fidelity_rel'])} | {r['near_copies']} |")
+    return md
 
 
 def _fmt(x, digits=2):
@@ -482,6 +529,8 @@ def write_table(split_dir: Path, variants) -> None:
         summary["remedies"] = {arm: next_remedy(rows, arm) for arm in tried}
         for arm in tried:
             md += "\n".join(next_remedy_markdown(summary["remedies"][arm], arm)) + "\n"
+    refs = references_markdown(references(split_dir, None))
+    md += "\n".join(refs) + "\n" if refs else ""
     (split_dir / "results.md").write_text(md)
     pct = int(split_dir.name[1:])
     kept = [r for r in summary["rows"] if r["minority_pct"] != pct]
