@@ -90,7 +90,8 @@ def test_each_remedy_is_read_by_its_rule(arm):
 def test_reference_generators_are_read_only_on_the_same_split_and_from_their_cache(tmp_path, monkeypatch):
     """The answer matrix's generators are measured under a split's extractors only when the answer's
     manifest is that split's, byte for byte; a cached measurement of the same generator bytes is
-    read back without building the split (no extractor, no generator run)."""
+    read back without building the split (no extractor, no generator run); the exported epoch's grid
+    is copied beside the table."""
     import json
 
     from keras_cxr.identity import folder_sha256
@@ -101,6 +102,11 @@ def test_reference_generators_are_read_only_on_the_same_split_and_from_their_cac
     generator = answer / "models" / "dcgan_g0" / "1"
     generator.mkdir(parents=True)
     (generator / "saved_model.pb").write_bytes(b"not a real model")
+    (generator / "assets.extra").mkdir()
+    (generator / "assets.extra" / "keras_cxr.json").write_text(json.dumps({"export_epoch": 250}))
+    (answer / "dcgan_g0" / "samples").mkdir(parents=True)
+    (answer / "dcgan_g0" / "samples" / "epoch-0250.png").write_bytes(b"png")  # the exported epoch's grid
+    (answer / "dcgan_g0" / "samples" / "epoch-0249.png").write_bytes(b"other")
     for folder, text in ((split, "a,b\n"), (answer, "a,c\n")):
         (folder / "data").mkdir(parents=True)
         (folder / "data" / "manifest.csv").write_text(text)
@@ -111,5 +117,8 @@ def test_reference_generators_are_read_only_on_the_same_split_and_from_their_cac
               "export_epoch": 250, "frechet_ratio_per_extractor": [1.0, 2.0, 3.0], "fidelity_rel": 1.0, "near_copies": 0}
     (split / "reference" / "dcgan_g0.json").write_text(json.dumps(cached))
     assert references(split, None) == [cached]
-    md = "\n".join(TABLE["references_markdown"]([cached]))
+    assert [p.name for p in (split / "grids").iterdir()] == ["reference_dcgan_g0.png"]
+    assert (split / "grids" / "reference_dcgan_g0.png").read_bytes() == b"png"
+    md = "\n".join(TABLE["references_markdown"]([cached], split))
     assert "| dcgan_g0 | aaaa | 250 | 1.00 / 2.00 / 3.00 | 2.00 | 1.00 | 0 |" in md
+    assert "![reference_dcgan_g0](grids/reference_dcgan_g0.png)" in md

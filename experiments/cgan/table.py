@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -286,11 +287,15 @@ def references(split_dir: Path, split: Split | None) -> list[dict]:
     if found and theirs.is_file() and ours.read_bytes() == theirs.read_bytes():
         for name, generator in found.items():
             path, sha = cache / f"{name}.json", folder_sha256(generator)
+            record = json.loads((generator / "assets.extra" / "keras_cxr.json").read_text())
+            epoch = f"epoch-{record.get('export_epoch') or 0:04d}"
+            for grid in sorted((answer / name / "samples").glob(f"{epoch}*.png")):  # a cDCGAN's: one per label
+                (split_dir / "grids").mkdir(exist_ok=True)  # the exported epoch's fixed-latent grid (samples/ is ignored)
+                shutil.copy2(grid, split_dir / "grids" / f"reference_{name}{grid.stem[len(epoch):]}.png")
             known = json.loads(path.read_text()) if path.exists() else {}
             if known.get("generator_sha256") == sha:
                 continue  # measured before (its instrument is named in its row)
             split = split or Split(split_dir)
-            record = json.loads((generator / "assets.extra" / "keras_cxr.json").read_text())
             measured, _ = split.measure(generator, REFERENCE_ROWS[name.rsplit("_g", 1)[0]])
             cache.mkdir(exist_ok=True)
             path.write_text(json.dumps({"generator": name, "generator_sha256": sha, "extractor": split.id,
@@ -298,7 +303,7 @@ def references(split_dir: Path, split: Split | None) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))] if cache.is_dir() else []
 
 
-def references_markdown(refs: list[dict]) -> list[str]:
+def references_markdown(refs: list[dict], split_dir: Path) -> list[str]:
     if not refs:
         return []
     md = ["", "## The same yardstick on the answer matrix's generators", "",
@@ -311,6 +316,11 @@ def references_markdown(refs: list[dict]) -> list[str]:
         ratios = r["frechet_ratio_per_extractor"]
         md.append(f"| {r['generator']} | {r['extractor']} | {r['export_epoch']} | {' / '.join(_fmt(v) for v in ratios)} | "
                   f"{_fmt(float(np.mean(ratios)))} | {_fmt(r['fidelity_rel'])} | {r['near_copies']} |")
+    grids = [g for r in refs for g in sorted((split_dir / "grids").glob(f"reference_{r['generator']}*.png"))]
+    if grids:
+        md += ["", "Their sample grids at the exported epoch (fixed latents; a DCGAN's images are pneumonia, a "
+               "cDCGAN's come one grid per label):", ""]
+        md += [f"![{g.stem}](grids/{g.name})" for g in grids]
     return md
 
 
@@ -529,7 +539,7 @@ def write_table(split_dir: Path, variants) -> None:
         summary["remedies"] = {arm: next_remedy(rows, arm) for arm in tried}
         for arm in tried:
             md += "\n".join(next_remedy_markdown(summary["remedies"][arm], arm)) + "\n"
-    refs = references_markdown(references(split_dir, None))
+    refs = references_markdown(references(split_dir, None), split_dir)
     md += "\n".join(refs) + "\n" if refs else ""
     (split_dir / "results.md").write_text(md)
     pct = int(split_dir.name[1:])
