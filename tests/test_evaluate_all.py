@@ -66,7 +66,7 @@ def test_evaluate_all_tiny(tiny_matrix, capsys):
     assert all(f"| {m} |" in md for m in METHODS)
     assert "Missing cells" not in md
     # tiny shares one generator per GAN row between seeds (generator_per_seed off): said, with a warning
-    assert "- dcgan: 1 distinct in 2 cells." in md and "**dcgan shares a generator between seeds**" in md
+    assert "- dcgan: 1 distinct in 2 cells that record" in md and "**dcgan shares a generator between seeds**" in md
     assert re.search(r"\| dcgan \| 2 \| \d+ \| \d+ \| 1 \| \d+ \| \d+ \(1\) \|", md)  # wall time, one sitting
     assert re.search(r"\| baseline \| 2 \| \d+ \| \d+ \| - \| - \| - \|", md)
     assert (out / "results.csv").read_text().count("\n") == 23

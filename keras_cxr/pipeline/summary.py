@@ -293,12 +293,14 @@ def generator_lines(cells: list[dict], methods) -> list[str]:
              "Per GAN row: the generators its cells drew images from (sha256 of the exported folder, first 12 "
              "characters), by classifier seed.", ""]
     for method in sorted(rows, key=lambda m: methods.index(m) if m in methods else 99):
-        hashes = {c["generator"]["sha256"] for c in rows[method]}
-        per_seed = "; ".join(f"seed {c['seed']}: {c['generator']['sha256'][:12]} (GAN seed "
+        recorded = [c for c in rows[method] if c["generator"].get("sha256")]  # older cells: not recorded
+        hashes = {c["generator"]["sha256"] for c in recorded}
+        per_seed = "; ".join(f"seed {c['seed']}: {(c['generator'].get('sha256') or 'not recorded')[:12]} (GAN seed "
                              f"{c['generator'].get('gan_seed', '-')}, epoch {c['generator'].get('export_epoch', '-')})"
                              for c in rows[method])
-        lines.append(f"- {method}: {len(hashes)} distinct in {len(rows[method])} cells. {per_seed}.")
-        if len(hashes) < len(rows[method]):
+        lines.append(f"- {method}: {len(hashes)} distinct in {len(recorded)} cells that record their generator's "
+                     f"sha256{f' (of {len(rows[method])})' if len(recorded) < len(rows[method]) else ''}. {per_seed}.")
+        if len(hashes) < len(recorded):
             lines.append(f"  - **{method} shares a generator between seeds**: its paired differences leave out part "
                          f"of the GAN training variance.")
     return lines
@@ -333,14 +335,15 @@ def wall_time_lines(out_dir, cells: list[dict], methods) -> list[str]:
              "| row | cells | cell s: sum | cell s: median | generators | train steps s: sum | run s: sum (runs) |",
              "|---|---|---|---|---|---|---|"]
     for method in sorted(rows, key=lambda m: methods.index(m) if m in methods else 99):
-        cell_s = [c["timings_s"]["total"] for c in rows[method]]
+        cell_s = [c["timings_s"]["total"] for c in rows[method] if "total" in c.get("timings_s", {})]  # older: none
         runs = sorted({Path(c["generator"]["path"]).parent.name for c in rows[method] if c.get("generator")})
         times = [t for t in (_generator_time(Path(out_dir) / r) for r in runs) if t is not None]
         whole = [t["wall_s"] for t in times if t["wall_s"] is not None]
         steps = f"{sum(t['train_steps_s'] for t in times):.0f}" if times else "-"  # run folders not here
         gan = (f"{len(runs)} | {steps} | "
                f"{f'{sum(whole):.0f} ({len(whole)})' if whole else '-'}") if runs else "- | - | -"
-        lines.append(f"| {method} | {len(cell_s)} | {sum(cell_s):.0f} | {float(np.median(cell_s)):.0f} | {gan} |")
+        cell_cols = f"{sum(cell_s):.0f} | {float(np.median(cell_s)):.0f}" if cell_s else "- | -"
+        lines.append(f"| {method} | {len(rows[method])} | {cell_cols} | {gan} |")
     return lines
 
 
