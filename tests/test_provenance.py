@@ -107,7 +107,8 @@ def test_wall_time_counts_every_sittings_train_steps_and_leaves_resumed_runs_out
         (run / "done.json").write_text(json.dumps({"wall_s": 30.0, "resumed_after": resumed}))
 
     def cell(method, seed, total, run=None):
-        g = {"path": str(tmp_path / "models" / run / "1"), "sha256": run} if run else None
+        g = ({"path": str(tmp_path / "models" / run / "1"), "sha256": run, "kind": "dcgan", "alpha": None,
+              "gan_seed": int(run[-1])} if run else None)  # as train_cell records a generator
         return {"method": method, "seed": seed, "timings_s": {"total": total}, "generator": g}
 
     cells = [cell("baseline", 0, 100.0), cell("baseline", 1, 300.0), cell("baseline", 2, 200.0),

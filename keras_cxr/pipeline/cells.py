@@ -43,11 +43,13 @@ def cell_identity(method: str, seed: int, config, data_sha256: str, models_dir=N
 
 def _generator_sha256(spec, models_dir: Path) -> str | None:
     """The generator's bytes: its export's, or where the export is absent (generators stay out of
-    git), what its finished run recorded when it exported (done.json beside the models folder)."""
-    if spec.export_dir(models_dir).is_dir():
-        return folder_sha256(spec.export_dir(models_dir))
-    done = models_dir.parent / spec.name / "done.json"
-    return json.loads(done.read_text()).get("export_sha256") if done.is_file() else None
+    git), what its finished run recorded when it exported (its done.json)."""
+    from keras_cxr.pipeline.run_folder import RunFolder
+
+    run = RunFolder(models_dir.parent, spec)  # the run folder and its export, beside <out>/models
+    if run.export_dir.is_dir():
+        return folder_sha256(run.export_dir)
+    return (run.done() or {}).get("export_sha256")
 
 
 def _as_today(recorded: dict) -> dict:

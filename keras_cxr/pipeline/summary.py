@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import json
 import os
 from pathlib import Path
 
@@ -306,17 +305,20 @@ def generator_lines(cells: list[dict], methods) -> list[str]:
     return lines
 
 
-def _generator_time(run_dir: Path) -> dict | None:
-    """A finished GAN run's seconds: its train steps over every sitting (the log's epoch times) and,
-    when it ran in one sitting, its whole wall time (done.json covers the last sitting only)."""
-    done, log = run_dir / "done.json", run_dir / "log.csv"
-    if not (done.is_file() and log.is_file()):
+def _generator_time(out_dir, generator: dict) -> dict | None:
+    """A finished GAN run's seconds, from the run folder of a cell's `generator` record: its train
+    steps over every sitting (the log's epoch times) and, when it ran in one sitting, its whole
+    wall time (done.json covers the last sitting only)."""
+    from keras_cxr.methods import GeneratorSpec
+    from keras_cxr.pipeline.run_folder import RunFolder
+
+    spec = GeneratorSpec(generator["kind"], generator["alpha"], generator.get("gan_seed"), generator.get("recipe", False))
+    run = RunFolder(out_dir, spec)
+    done, rows = run.done(), run.log_rows()
+    if done is None or not rows:
         return None
-    with open(log, newline="") as f:
-        steps = sum(float(r["epoch_s"]) for r in csv.DictReader(f))
-    record = json.loads(done.read_text())
-    whole = record["wall_s"] if record.get("resumed_after") == 0 else None  # older runs: not recorded
-    return {"train_steps_s": steps, "wall_s": whole}
+    whole = done["wall_s"] if done.get("resumed_after") == 0 else None  # older runs: not recorded
+    return {"train_steps_s": sum(float(r["epoch_s"]) for r in rows), "wall_s": whole}
 
 
 def wall_time_lines(out_dir, cells: list[dict], methods) -> list[str]:
@@ -336,8 +338,8 @@ def wall_time_lines(out_dir, cells: list[dict], methods) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for method in sorted(rows, key=lambda m: methods.index(m) if m in methods else 99):
         cell_s = [c["timings_s"]["total"] for c in rows[method] if "total" in c.get("timings_s", {})]  # older: none
-        runs = sorted({Path(c["generator"]["path"]).parent.name for c in rows[method] if c.get("generator")})
-        times = [t for t in (_generator_time(Path(out_dir) / r) for r in runs) if t is not None]
+        runs = {Path(c["generator"]["path"]).parent.name: c["generator"] for c in rows[method] if c.get("generator")}
+        times = [t for t in (_generator_time(out_dir, g) for g in runs.values()) if t is not None]
         whole = [t["wall_s"] for t in times if t["wall_s"] is not None]
         steps = f"{sum(t['train_steps_s'] for t in times):.0f}" if times else "-"  # run folders not here
         gan = (f"{len(runs)} | {steps} | "
