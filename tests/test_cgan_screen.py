@@ -110,13 +110,13 @@ def test_reference_generators_are_read_only_on_the_same_split_and_from_their_cac
     for folder, text in ((split, "a,b\n"), (answer, "a,c\n")):
         (folder / "data").mkdir(parents=True)
         (folder / "data" / "manifest.csv").write_text(text)
-    assert references(split, None) == []  # another split: nothing measured, nothing built
+    assert references(split) == []  # another split: nothing measured, nothing built
     (answer / "data" / "manifest.csv").write_text("a,b\n")
     (split / "reference").mkdir()
     cached = {"generator": "dcgan_g0", "generator_sha256": folder_sha256(generator), "extractor": "aaaa",
               "export_epoch": 250, "frechet_ratio_per_extractor": [1.0, 2.0, 3.0], "fidelity_rel": 1.0, "near_copies": 0}
     (split / "reference" / "dcgan_g0.json").write_text(json.dumps(cached))
-    assert references(split, None) == [cached]
+    assert references(split) == [cached]
     assert [p.name for p in (split / "grids").iterdir()] == ["reference_dcgan_g0.png"]
     assert (split / "grids" / "reference_dcgan_g0.png").read_bytes() == b"png"
     md = "\n".join(TABLE["references_markdown"]([cached], split))

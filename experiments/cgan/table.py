@@ -272,7 +272,7 @@ ANSWER = Path(__file__).resolve().parents[2] / "experiments" / "results" / "answ
 REFERENCE_ROWS = {"dcgan": False, "cdcgan_a050": True}  # the answer matrix's rows read here: conditional?
 
 
-def references(split_dir: Path, split: Split | None) -> list[dict]:
+def references(split_dir: Path) -> list[dict]:
     """The answer matrix's generators of the same split (its DCGANs, which train, and its faithful
     cDCGANs, alpha 0.5; one per GAN seed) measured under this split's extractors: what this
     yardstick reads for a generator that works. Only where the answer's manifest is this split's,
@@ -282,7 +282,7 @@ def references(split_dir: Path, split: Split | None) -> list[dict]:
 
     answer = ANSWER / f"minority{split_dir.name[1:]}"
     ours, theirs = split_dir / "data" / "manifest.csv", answer / "data" / "manifest.csv"
-    cache = split_dir / "reference"
+    cache, split = split_dir / "reference", None  # the split's extractors: built only if a generator is new
     found = {p.parent.name: p for row in REFERENCE_ROWS for p in sorted((answer / "models").glob(f"{row}_g*/1"))}
     if found and theirs.is_file() and ours.read_bytes() == theirs.read_bytes():
         for name, generator in found.items():
@@ -539,7 +539,7 @@ def write_table(split_dir: Path, variants) -> None:
         summary["remedies"] = {arm: next_remedy(rows, arm) for arm in tried}
         for arm in tried:
             md += "\n".join(next_remedy_markdown(summary["remedies"][arm], arm)) + "\n"
-    refs = references_markdown(references(split_dir, None), split_dir)
+    refs = references_markdown(references(split_dir), split_dir)
     md += "\n".join(refs) + "\n" if refs else ""
     (split_dir / "results.md").write_text(md)
     pct = int(split_dir.name[1:])
